@@ -1,0 +1,201 @@
+# -*- test-case-name: tests.test_dissect_dns -*-
+"""
+DNS messages (RFC 1035 section 4).
+
+L{parse_message} reads the header and the first question by hand (cheap
+enough for every message); L{answers_of} dissects the answer section with
+scapy's DNS layer (dear: only when the analyser's budget allows).
+"""
+
+from __future__ import annotations
+
+from struct import Struct
+from typing import Optional
+
+from attrs import frozen
+
+_HEADER = Struct("!HHHHHH")
+_TYPE_CLASS = Struct("!HH")
+_MAX_NAME = 255  # octets, RFC 1035 section 2.3.4
+_MAX_POINTERS = 32
+
+#: RCODE mnemonics (RFC 1035 section 4.1.1, RFC 2136, IANA DNS parameters).
+RCODES = {
+    0: "NOERROR",
+    1: "FORMERR",
+    2: "SERVFAIL",
+    3: "NXDOMAIN",
+    4: "NOTIMP",
+    5: "REFUSED",
+    6: "YXDOMAIN",
+    7: "YXRRSET",
+    8: "NXRRSET",
+    9: "NOTAUTH",
+    10: "NOTZONE",
+}
+
+#: Resource record TYPE mnemonics (IANA DNS parameters) for the common ones;
+#: others are written ``TYPE<n>`` as RFC 3597 section 5 does.
+QTYPES = {
+    1: "A", 2: "NS", 5: "CNAME", 6: "SOA", 10: "NULL", 12: "PTR", 13: "HINFO",
+    15: "MX", 16: "TXT", 28: "AAAA", 33: "SRV", 35: "NAPTR", 39: "DNAME",
+    41: "OPT", 43: "DS", 46: "RRSIG", 47: "NSEC", 48: "DNSKEY", 50: "NSEC3",
+    52: "TLSA", 64: "SVCB", 65: "HTTPS", 99: "SPF", 252: "AXFR", 251: "IXFR",
+    255: "ANY", 257: "CAA",
+}
+
+
+def rcode_text(rcode: int) -> str:
+    """
+    The mnemonic of an RCODE: ``NXDOMAIN``, or ``RCODE<n>`` when unnamed.
+    """
+    return RCODES.get(rcode) or f"RCODE{rcode}"
+
+
+def qtype_text(qtype: int) -> str:
+    """
+    The mnemonic of a TYPE: ``AAAA``, or ``TYPE<n>`` (RFC 3597) when unnamed.
+    """
+    return QTYPES.get(qtype) or f"TYPE{qtype}"
+
+
+@frozen
+class DnsMessage:
+    """
+    The header and first question of one DNS message.
+
+    :ivar id: message id.
+    :ivar qr: True for a response.
+    :ivar opcode: 0 for a standard query.
+    :ivar rcode: response code (low 4 bits; EDNS extended bits not applied).
+    :ivar qdcount: questions; ``ancount`` answers.
+    :ivar qname: first question's name, lower case, no trailing dot
+        (``""`` for the root or when there is no question); octets outside
+        printable ASCII are written ``\\DDD`` as dig(1) does.
+    :ivar qtype: first question's TYPE (0 when none).
+    """
+
+    id: int
+    qr: bool
+    opcode: int
+    rcode: int
+    qdcount: int
+    ancount: int
+    qname: str
+    qtype: int
+
+
+def _read_name(data: bytes, offset: int) -> tuple[str, int]:
+    """
+    Read a possibly compressed domain name.
+
+    :returns: the name and the offset just past it in the message.
+    :raises ValueError: on a loop, a bad label type or a name over 255 octets.
+    """
+    labels = []
+    length = 0
+    end = None
+    pointers = 0
+    while True:
+        size = data[offset]
+        if size == 0:
+            offset += 1
+            break
+        kind = size & 0xC0
+        if kind == 0xC0:
+            pointers += 1
+            if pointers > _MAX_POINTERS:
+                raise ValueError("compression loop")
+            if end is None:
+                end = offset + 2
+            offset = ((size & 0x3F) << 8) | data[offset + 1]
+            continue
+        if kind:
+            raise ValueError("bad label type")
+        label = data[offset + 1 : offset + 1 + size]
+        if len(label) != size:
+            raise ValueError("truncated label")
+        length += size + 1
+        if length > _MAX_NAME:
+            raise ValueError("name too long")
+        labels.append(_label_text(label))
+        offset += 1 + size
+    return ".".join(labels).lower(), end if end is not None else offset
+
+
+def _label_text(label: bytes) -> str:
+    if all(0x21 <= b <= 0x7E and b not in (0x2E, 0x5C) for b in label):
+        return label.decode("ascii")
+    out = []
+    for b in label:
+        if 0x21 <= b <= 0x7E and b not in (0x2E, 0x5C):
+            out.append(chr(b))
+        else:
+            out.append("\\%03d" % b)
+    return "".join(out)
+
+
+def parse_message(data: bytes) -> Optional[DnsMessage]:
+    """
+    Parse a DNS message's header and first question.
+
+    :param data: the message (for DNS over TCP, without the 2-octet length).
+    :returns: the message, or None when it is not DNS (shorter than a header,
+        a question that runs off the end, a bad name).
+    """
+    try:
+        ident, flags, qd, an, _ns, _ar = _HEADER.unpack_from(data, 0)
+        qname = ""
+        qtype = 0
+        if qd:
+            qname, offset = _read_name(data, 12)
+            qtype, _qclass = _TYPE_CLASS.unpack_from(data, offset)
+        return DnsMessage(
+            id=ident,
+            qr=bool(flags & 0x8000),
+            opcode=(flags >> 11) & 0xF,
+            rcode=flags & 0xF,
+            qdcount=qd,
+            ancount=an,
+            qname=qname,
+            qtype=qtype,
+        )
+    except Exception:
+        return None
+
+
+def answers_of(data: bytes, limit: int = 8) -> Optional[tuple[str, ...]]:
+    """
+    The answer section of a response, dissected by scapy's DNS layer.
+
+    :param data: the whole message.
+    :param limit: most answers to return.
+    :returns: answers as ``"TYPE value"`` strings (``"A 192.0.2.1"``,
+        ``"CNAME www.example.net"``), or None when scapy cannot dissect it.
+    """
+    from scapy.layers.dns import DNS  # deferred: scapy import costs ~0.2 s
+
+    try:
+        message = DNS(data)
+        records = message.an or []
+        out = []
+        for rr in list(records)[:limit]:
+            out.append(f"{qtype_text(rr.type)} {_rdata_text(rr)}")
+        return tuple(out)
+    except Exception:
+        return None
+
+
+def _rdata_text(rr) -> str:
+    for name in ("rdata", "exchange", "target"):
+        if hasattr(rr, name):
+            value = getattr(rr, name)
+            break
+    else:
+        return "?"
+    if isinstance(value, list):
+        value = b" ".join(v if isinstance(v, bytes) else str(v).encode() for v in value)
+    if isinstance(value, bytes):
+        text = value.decode("ascii", "backslashreplace")
+        return text[:-1] if text.endswith(".") else text
+    return str(value)

@@ -1,0 +1,478 @@
+# -*- test-case-name: tests.test_model -*-
+"""
+Frozen records shared by agent, hub and UI.
+
+Everything that crosses a boundary (analyser to report, agent to hub, hub to
+UI) is one of these.  Units are in the names or the comments: ``bytes_*`` are
+octets, ``*_ms`` milliseconds, ``ts`` seconds since the Unix epoch (float),
+``pps`` packets per second, ``bps`` bits per second.
+
+Counters named in the past tense or ``*_total`` are cumulative since the agent
+started (its ``epoch``); rates are over the report's ``interval``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional
+
+from attrs import field, frozen
+from attrs.validators import ge, instance_of, optional
+
+
+def _nonneg():
+    return [instance_of(int), ge(0)]
+
+
+@frozen
+class InterfaceStats:
+    """
+    Counters of one capture socket.
+
+    :ivar name: the interface name (``eth0``, ``lo``).
+    :ivar frames: frames read from the kernel.
+    :ivar bytes: octets of those frames as captured (link header included).
+    :ivar kernel_drops: frames the kernel dropped because the socket's receive
+        queue was full (``tp_drops`` of ``PACKET_STATISTICS``, packet(7)).
+    """
+
+    name: str
+    frames: int = 0
+    bytes: int = 0
+    kernel_drops: int = 0
+
+
+@frozen
+class CaptureStats:
+    """
+    The health of an agent's capture, cumulative since the agent started.
+
+    :ivar frames: frames read from the kernel, all interfaces.
+    :ivar bytes: octets of those frames.
+    :ivar kernel_drops: frames dropped by the kernel before Loopy read them.
+    :ivar malformed: frames the header parser could not decode (counted and
+        skipped; see L{loopy.dissect.headers}).
+    :ivar batches: reactor wake-ups that read at least one frame.
+    :ivar full_batches: wake-ups that stopped at the batch bound with frames
+        still queued (a sign the agent is near its limit).
+    :ivar interfaces: per-interface counters.
+    """
+
+    frames: int = 0
+    bytes: int = 0
+    kernel_drops: int = 0
+    malformed: int = 0
+    batches: int = 0
+    full_batches: int = 0
+    interfaces: tuple[InterfaceStats, ...] = ()
+
+
+@frozen
+class ProtocolCount:
+    """
+    Packets and octets (IP length, or frame length for non-IP) of one
+    protocol, cumulative.
+    """
+
+    packets: int = 0
+    bytes: int = 0
+
+
+@frozen
+class HostTraffic:
+    """
+    One host's traffic as seen by this agent, cumulative.
+
+    :ivar addr: IPv4 or IPv6 address, text form.
+    :ivar packets_sent: packets with this host as IP source.
+    :ivar bytes_sent: IP octets of those packets.
+    :ivar packets_received: packets with this host as IP destination.
+    :ivar bytes_received: IP octets of those packets.
+    """
+
+    addr: str
+    packets_sent: int = 0
+    bytes_sent: int = 0
+    packets_received: int = 0
+    bytes_received: int = 0
+
+    @property
+    def bytes_total(self) -> int:
+        return self.bytes_sent + self.bytes_received
+
+
+@frozen
+class Conversation:
+    """
+    Traffic between two hosts, any protocol, cumulative (Wireshark's IPv4/IPv6
+    conversations).  ``a`` sorts before ``b``; ``*_ab`` counts ``a``→``b``.
+    """
+
+    a: str
+    b: str
+    packets_ab: int = 0
+    bytes_ab: int = 0
+    packets_ba: int = 0
+    bytes_ba: int = 0
+
+    @property
+    def bytes_total(self) -> int:
+        return self.bytes_ab + self.bytes_ba
+
+
+@frozen
+class IpSnapshot:
+    """
+    What the IP analyser saw.
+
+    Direction is the kernel's (packet(7) ``sll_pkttype``): ``out`` is
+    ``PACKET_OUTGOING``, anything else is ``in``.  On loopback every packet is
+    both sent and received by this host; it is counted once, as ``in``.
+
+    :ivar packets_in: packets received, cumulative (all ethertypes).
+    :ivar packets_out: packets sent, cumulative.
+    :ivar bytes_in: frame octets received, cumulative.
+    :ivar bytes_out: frame octets sent, cumulative.
+    :ivar pps_in: packets/s received over the last interval.
+    :ivar pps_out: packets/s sent over the last interval.
+    :ivar bps_in: bits/s received over the last interval.
+    :ivar bps_out: bits/s sent over the last interval.
+    :ivar protocols: protocol name (``tcp``, ``udp``, ``icmp``, ``icmpv6``,
+        ``arp``, ``ipv4-other``, ``ipv6-other``, ``other``) to counts.
+    :ivar top_talkers: hosts with the most octets, most first.
+    :ivar top_conversations: host pairs with the most octets, most first.
+    :ivar hosts_tracked: hosts in the bounded host table now.
+    :ivar hosts_evicted: hosts dropped from the table at its bound.
+    :ivar conversations_tracked: pairs in the bounded conversation table now.
+    :ivar conversations_evicted: pairs dropped from the table at its bound.
+    """
+
+    packets_in: int = 0
+    packets_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    pps_in: float = 0.0
+    pps_out: float = 0.0
+    bps_in: float = 0.0
+    bps_out: float = 0.0
+    protocols: Mapping[str, ProtocolCount] = field(factory=dict)
+    top_talkers: tuple[HostTraffic, ...] = ()
+    top_conversations: tuple[Conversation, ...] = ()
+    hosts_tracked: int = 0
+    hosts_evicted: int = 0
+    conversations_tracked: int = 0
+    conversations_evicted: int = 0
+
+
+@frozen
+class TcpConnection:
+    """
+    One TCP connection, oriented by its handshake: ``src`` sent the SYN.  A
+    connection picked up mid-stream is oriented with the lower port as the
+    server (``dst``) and has ``rtt_ms`` None.
+
+    :ivar state: ``syn_sent``, ``syn_received``, ``established``,
+        ``fin_wait`` (one side sent FIN), ``closed`` (both FINs), ``reset``.
+    :ivar packets_out: segments ``src``→``dst``.
+    :ivar bytes_out: TCP payload octets ``src``→``dst`` (as Zeek's
+        ``orig_bytes``; retransmitted payload counts again).
+    :ivar packets_in: segments ``dst``→``src``.
+    :ivar bytes_in: TCP payload octets ``dst``→``src``.
+    :ivar ip_bytes_out: IP octets ``src``→``dst`` (headers included).
+    :ivar ip_bytes_in: IP octets ``dst``→``src``.
+    :ivar rtt_ms: handshake round-trip time, SYN to the ACK of the SYN-ACK,
+        as seen at the capture point (Wireshark's ``tcp.analysis.initial_rtt``).
+    :ivar retransmissions: segments whose payload repeats sequence space
+        already seen in the same direction.
+    :ivar first_seen: ts of the first segment.
+    :ivar last_seen: ts of the newest segment.
+    """
+
+    src: str
+    sport: int
+    dst: str
+    dport: int
+    state: str
+    packets_out: int = 0
+    bytes_out: int = 0
+    packets_in: int = 0
+    bytes_in: int = 0
+    ip_bytes_out: int = 0
+    ip_bytes_in: int = 0
+    rtt_ms: Optional[float] = None
+    retransmissions: int = 0
+    first_seen: float = 0.0
+    last_seen: float = 0.0
+
+
+@frozen
+class TcpSnapshot:
+    """
+    What the TCP analyser saw.  Counters are cumulative.
+
+    :ivar syn: connection attempts (SYN without ACK).
+    :ivar syn_ack: SYN-ACKs.
+    :ivar established: handshakes completed.
+    :ivar closed: connections closed by FIN from both sides.
+    :ivar reset: connections ended by RST.
+    :ivar half_open: connections now in ``syn_sent``/``syn_received``.
+    :ivar active: connections now tracked and not closed or reset.
+    :ivar retransmissions: retransmitted segments, all connections.
+    :ivar connections: the most recently active connections, newest first
+        (at most the agent's ``report_connections``), closed ones included
+        for a linger time.
+    :ivar connections_tracked: entries in the bounded connection table.
+    :ivar connections_evicted: entries dropped at the table's bound.
+    :ivar connections_expired: idle entries aged out.
+    """
+
+    syn: int = 0
+    syn_ack: int = 0
+    established: int = 0
+    closed: int = 0
+    reset: int = 0
+    half_open: int = 0
+    active: int = 0
+    retransmissions: int = 0
+    connections: tuple[TcpConnection, ...] = ()
+    connections_tracked: int = 0
+    connections_evicted: int = 0
+    connections_expired: int = 0
+
+
+@frozen
+class DnsQuery:
+    """
+    One DNS transaction: a query and, when seen, its response, matched by
+    DNS id and 5-tuple (RFC 1035 section 4.1.1).
+
+    :ivar ts: time of the query.
+    :ivar client: the querier's address; ``sport`` its port.
+    :ivar server: the server's address; ``dport`` its port.
+    :ivar transport: ``udp`` or ``tcp``.
+    :ivar id: the DNS message id.
+    :ivar qname: the first question's name, lower case, no trailing dot.
+    :ivar qtype: its type mnemonic (``A``, ``AAAA``, ``TXT``, ``TYPE65280``).
+    :ivar rcode: the response code mnemonic (``NOERROR``, ``NXDOMAIN``,
+        ``SERVFAIL``, ``RCODE11``) or None when no response was seen.
+    :ivar answers: answer records as ``"TYPE value"`` strings (at most 8).
+    :ivar latency_ms: response time minus query time, or None.
+    """
+
+    ts: float
+    client: str
+    sport: int
+    server: str
+    dport: int
+    transport: str
+    id: int
+    qname: str
+    qtype: str
+    rcode: Optional[str] = None
+    answers: tuple[str, ...] = ()
+    latency_ms: Optional[float] = None
+
+
+@frozen
+class NameCount:
+    """
+    A DNS name and how many queries asked for it.
+    """
+
+    qname: str
+    count: int
+
+
+@frozen
+class DnsSnapshot:
+    """
+    What the DNS analyser saw.  Counters are cumulative.
+
+    :ivar queries_total: queries seen (QR=0).
+    :ivar responses_total: responses seen (QR=1).
+    :ivar matched: responses matched to a query.
+    :ivar unanswered: queries that got no response within the timeout.
+    :ivar nxdomain: responses with rcode NXDOMAIN.
+    :ivar servfail: responses with rcode SERVFAIL.
+    :ivar qps: queries/s over the last interval.
+    :ivar rcodes: rcode mnemonic to response count.
+    :ivar qtypes: qtype mnemonic to query count.
+    :ivar top_names: the most queried names, most first.
+    :ivar queries: the most recent transactions, newest first.
+    :ivar malformed: port-53 payloads that did not parse as DNS.
+    :ivar pending: queries now waiting for a response.
+    :ivar pending_evicted: waiting queries dropped at the table's bound.
+    :ivar names_evicted: names dropped from the bounded name table.
+    :ivar answers_budgeted_out: responses whose answers were not dissected
+        because the per-second dissection budget was spent.
+    """
+
+    queries_total: int = 0
+    responses_total: int = 0
+    matched: int = 0
+    unanswered: int = 0
+    nxdomain: int = 0
+    servfail: int = 0
+    qps: float = 0.0
+    rcodes: Mapping[str, int] = field(factory=dict)
+    qtypes: Mapping[str, int] = field(factory=dict)
+    top_names: tuple[NameCount, ...] = ()
+    queries: tuple[DnsQuery, ...] = ()
+    malformed: int = 0
+    pending: int = 0
+    pending_evicted: int = 0
+    names_evicted: int = 0
+    answers_budgeted_out: int = 0
+
+
+@frozen
+class AgentReport:
+    """
+    One report from an agent: its capture health and every analyser's
+    snapshot.  Versioned by ``(agent_id, epoch, seq)``: ``epoch`` changes when
+    the agent restarts (it is the agent's start time in microseconds, so a
+    restart sorts after the run before it), ``seq`` counts reports within an
+    epoch from 1.
+
+    :ivar ts: agent clock when the report was made (seconds since epoch).
+    :ivar interval: seconds the rates in the snapshots cover.
+    :ivar analysers: analyser name (``ip``, ``tcp``, ``dns``, plugins' names)
+        to its snapshot record; snapshots of analysers this process does not
+        know arrive as plain dicts (see L{loopy.wire}).
+    """
+
+    agent_id: str = field(validator=instance_of(str))
+    hostname: str
+    epoch: int = field(validator=_nonneg())
+    seq: int = field(validator=_nonneg())
+    ts: float
+    interval: float
+    capture: CaptureStats = field(factory=CaptureStats)
+    analysers: Mapping[str, Any] = field(factory=dict)
+
+    @property
+    def version(self) -> tuple[int, int]:
+        """
+        The report's place in its agent's history: later sorts higher.
+        """
+        return (self.epoch, self.seq)
+
+
+#: Agent status words, as the hub sees its agents.
+ONLINE = "online"
+STALE = "stale"
+OFFLINE = "offline"
+
+
+@frozen
+class AgentSummary:
+    """
+    The fleet screen's line for one agent, derived by the hub from the
+    agent's newest report.
+    """
+
+    pps_in: float = 0.0
+    pps_out: float = 0.0
+    bps_in: float = 0.0
+    bps_out: float = 0.0
+    tcp_active: int = 0
+    dns_qps: float = 0.0
+    frames: int = 0
+    kernel_drops: int = 0
+    malformed: int = 0
+
+
+@frozen
+class AgentEntry:
+    """
+    A hub's knowledge of one agent.
+
+    :ivar status: L{ONLINE}, L{STALE} (linked, but no report for a while) or
+        L{OFFLINE} (not linked).
+    :ivar hub: name of the hub the agent is linked to (or was, last).
+    :ivar last_heard: hub clock of the newest report (seconds since epoch),
+        or None before the first.
+    :ivar report: the newest report, when the view carries details.
+    """
+
+    agent_id: str
+    hostname: str
+    status: str
+    hub: str
+    epoch: int = 0
+    seq: int = 0
+    last_heard: Optional[float] = None
+    summary: AgentSummary = field(factory=AgentSummary)
+    report: Optional[AgentReport] = None
+
+
+@frozen
+class HubInfo:
+    """
+    The hub a UI is talking to.
+
+    :ivar name: the hub's name (``--name``, default the host name).
+    :ivar endpoint: the endpoint it listens on.
+    :ivar started: hub clock at start (seconds since epoch).
+    :ivar now: hub clock when the view was made.
+    :ivar agents_linked: agent connections now open.
+    :ivar uis_linked: UI connections now open.
+    :ivar updates_coalesced: pushes to UIs folded into a later one because
+        the UI had not yet acknowledged the previous (per-client flow control).
+    :ivar protocol_errors: connections dropped for bad input.
+    """
+
+    name: str
+    endpoint: str
+    version: str
+    started: float
+    now: float
+    agents_linked: int = 0
+    uis_linked: int = 0
+    updates_coalesced: int = 0
+    protocol_errors: int = 0
+
+
+@frozen
+class FleetView:
+    """
+    What a UI is shown: the hub, every agent it knows, and alerts.
+    """
+
+    hub: HubInfo
+    agents: tuple[AgentEntry, ...] = ()
+    alerts: tuple[Any, ...] = ()
+
+
+def summarize(report: AgentReport) -> AgentSummary:
+    """
+    Derive an agent's fleet-screen line from its report.
+
+    :param report: the agent's newest report.
+    :returns: the summary; zeros for analysers the report lacks.
+    """
+    ip = report.analysers.get("ip")
+    tcp = report.analysers.get("tcp")
+    dns = report.analysers.get("dns")
+    return AgentSummary(
+        pps_in=_get(ip, "pps_in", 0.0),
+        pps_out=_get(ip, "pps_out", 0.0),
+        bps_in=_get(ip, "bps_in", 0.0),
+        bps_out=_get(ip, "bps_out", 0.0),
+        tcp_active=_get(tcp, "active", 0),
+        dns_qps=_get(dns, "qps", 0.0),
+        frames=report.capture.frames,
+        kernel_drops=report.capture.kernel_drops,
+        malformed=report.capture.malformed,
+    )
+
+
+def _get(snapshot: Any, name: str, default: Any) -> Any:
+    """
+    A field of a snapshot that may be a record or (from an analyser this
+    process does not know) a dict.
+    """
+    if snapshot is None:
+        return default
+    if isinstance(snapshot, Mapping):
+        return snapshot.get(name, default)
+    return getattr(snapshot, name, default)

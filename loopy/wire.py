@@ -1,0 +1,285 @@
+# -*- test-case-name: tests.test_wire -*-
+"""
+Every AMP command Loopy speaks, defined once.
+
+Records travel as JSON (unstructured by cattrs), zlib-compressed and split
+over as many AMP keys as needed, because AMP caps one value at 65,535 octets
+(L{twisted.protocols.amp}).  Every box is bounded on receipt: at most
+L{MAX_BOX_KEYS} keys and L{MAX_BOX_BYTES} octets, and a record at most
+L{MAX_RECORD_BYTES} once decompressed.  A peer that breaks a bound is logged,
+counted and disconnected (L{BoundedAMP}).
+
+Commands, and who calls them:
+
+=================  ============  ===========================================
+command            caller        meaning
+=================  ============  ===========================================
+L{AgentHello}      agent → hub   "I am this agent, in this epoch"
+L{Report}          agent → hub   one L{AgentReport}; answered once accepted
+L{Watch}           UI → hub      push me L{FleetUpdate}s, with details of
+                                 one agent (or none)
+L{FleetUpdate}     hub → UI      the current L{FleetView}
+L{GetFleet}        UI → hub      the current view, every agent in detail
+=================  ============  ===========================================
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from typing import Any, Callable
+
+import cattrs
+from cattrs.preconf.json import make_converter
+from twisted.logger import Logger
+from twisted.protocols import amp
+
+from loopy.errors import WireError
+from loopy.model import (
+    AgentReport,
+    DnsSnapshot,
+    FleetView,
+    IpSnapshot,
+    TcpSnapshot,
+)
+
+log = Logger()
+
+#: Largest record, in octets of JSON, that a peer may send.
+MAX_RECORD_BYTES = 8 * 1024 * 1024
+#: Largest number of keys in one AMP box.
+MAX_BOX_KEYS = 256
+#: Largest AMP box, in octets of keys and values.
+MAX_BOX_BYTES = 4 * 1024 * 1024
+#: Octets of compressed JSON per AMP value (AMP's cap is 65,535).
+CHUNK_BYTES = 60000
+
+#: Analyser name to the record class of its snapshot.  Analysers from plugins
+#: add theirs with L{register_snapshot}; names not here travel as dicts.
+SNAPSHOT_TYPES: dict[str, type] = {
+    "ip": IpSnapshot,
+    "tcp": TcpSnapshot,
+    "dns": DnsSnapshot,
+}
+
+
+def register_snapshot(name: str, record_type: type) -> None:
+    """
+    Make reports carry analyser C{name}'s snapshots as C{record_type}.
+    """
+    SNAPSHOT_TYPES[name] = record_type
+
+
+def _make_converter() -> cattrs.Converter:
+    converter = make_converter()
+
+    def unstructure_analysers(analysers: Any) -> dict:
+        return {
+            name: snap if isinstance(snap, dict) else converter.unstructure(snap)
+            for name, snap in analysers.items()
+        }
+
+    def structure_analysers(value: Any, _type: Any) -> dict:
+        if not isinstance(value, dict):
+            raise WireError("analysers must be an object")
+        out = {}
+        for name, snap in value.items():
+            record_type = SNAPSHOT_TYPES.get(name)
+            out[name] = (
+                converter.structure(snap, record_type) if record_type else snap
+            )
+        return out
+
+    report_hooks = cattrs.gen.make_dict_structure_fn(
+        AgentReport,
+        converter,
+        analysers=cattrs.gen.override(struct_hook=structure_analysers),
+    )
+    converter.register_structure_hook(AgentReport, report_hooks)
+    converter.register_unstructure_hook(
+        AgentReport,
+        cattrs.gen.make_dict_unstructure_fn(
+            AgentReport,
+            converter,
+            analysers=cattrs.gen.override(unstruct_hook=unstructure_analysers),
+        ),
+    )
+    return converter
+
+
+#: The one converter between records and JSON-shaped values.
+converter = _make_converter()
+
+
+def to_json_value(record: Any) -> Any:
+    """
+    Unstructure a record into JSON-shaped values (dicts, lists, str, numbers).
+    """
+    return converter.unstructure(record)
+
+
+def encode_record(record: Any) -> bytes:
+    """
+    A record as compressed JSON.
+
+    :raises WireError: if its JSON is larger than L{MAX_RECORD_BYTES}.
+    """
+    raw = json.dumps(
+        converter.unstructure(record), separators=(",", ":")
+    ).encode("utf-8")
+    if len(raw) > MAX_RECORD_BYTES:
+        raise WireError(f"record of {len(raw)} bytes exceeds {MAX_RECORD_BYTES}")
+    return zlib.compress(raw, 1)
+
+
+def decode_record(data: bytes, record_type: type) -> Any:
+    """
+    Inverse of L{encode_record}.
+
+    :raises WireError: if the data is not zlib, is larger than
+        L{MAX_RECORD_BYTES} decompressed, is not JSON, or does not structure
+        into C{record_type}.
+    """
+    inflater = zlib.decompressobj()
+    try:
+        raw = inflater.decompress(data, MAX_RECORD_BYTES + 1)
+    except zlib.error as e:
+        raise WireError(f"not zlib data: {e}") from None
+    if len(raw) > MAX_RECORD_BYTES or inflater.unconsumed_tail:
+        raise WireError(f"record exceeds {MAX_RECORD_BYTES} bytes")
+    try:
+        value = json.loads(raw)
+        return converter.structure(value, record_type)
+    except WireError:
+        raise
+    except Exception as e:
+        raise WireError(f"bad {record_type.__name__}: {e!r}"[:500]) from None
+
+
+class Record(amp.Argument):
+    """
+    An AMP argument carrying one attrs record of a given type, compressed and
+    split over keys C{name}, C{name.1}, C{name.2} ….
+    """
+
+    def __init__(self, record_type: type, optional: bool = False):
+        amp.Argument.__init__(self, optional)
+        self.record_type = record_type
+
+    def toBox(self, name, strings, objects, proto):
+        value = objects.get(name.decode("ascii"))
+        if value is None:
+            if self.optional:
+                return
+            raise WireError(f"missing record {name!r}")
+        data = encode_record(value)
+        chunks = [data[i : i + CHUNK_BYTES] for i in range(0, len(data), CHUNK_BYTES)]
+        for index, chunk in enumerate(chunks or [b""]):
+            key = name if index == 0 else name + b"." + str(index).encode("ascii")
+            strings[key] = chunk
+
+    def fromBox(self, name, strings, objects, proto):
+        if name not in strings:
+            if self.optional:
+                objects[name.decode("ascii")] = None
+                return
+            raise WireError(f"missing record {name!r}")
+        parts = [strings[name]]
+        index = 1
+        while (key := name + b"." + str(index).encode("ascii")) in strings:
+            parts.append(strings[key])
+            index += 1
+        objects[name.decode("ascii")] = decode_record(b"".join(parts), self.record_type)
+
+
+class AgentHello(amp.Command):
+    """
+    An agent introduces itself; sent first on every link.
+    """
+
+    arguments = [
+        (b"agent_id", amp.Unicode()),
+        (b"hostname", amp.Unicode()),
+        (b"epoch", amp.Integer()),
+        (b"version", amp.Unicode()),
+    ]
+    response = [(b"hub", amp.Unicode())]
+    errors = {WireError: b"WIRE_ERROR"}
+
+
+class Report(amp.Command):
+    """
+    One agent report.  The answer means the hub has merged it.
+    """
+
+    arguments = [(b"report", Record(AgentReport))]
+    response = [(b"accepted", amp.Boolean())]
+    errors = {WireError: b"WIRE_ERROR"}
+
+
+class Watch(amp.Command):
+    """
+    A UI asks for L{FleetUpdate} pushes, with the full report of agent
+    C{detail} (empty for none).  Calling it again changes C{detail}.
+    """
+
+    arguments = [(b"detail", amp.Unicode())]
+    response = [(b"view", Record(FleetView))]
+
+
+class FleetUpdate(amp.Command):
+    """
+    The hub pushes the current fleet view to a watching UI.  The hub sends
+    the next one only after this is answered (flow control).
+    """
+
+    arguments = [(b"view", Record(FleetView))]
+    response: list = []
+
+
+class GetFleet(amp.Command):
+    """
+    The current fleet view with every agent's newest report.
+    """
+
+    arguments: list = []
+    response = [(b"view", Record(FleetView))]
+
+
+class BoundedAMP(amp.AMP):
+    """
+    AMP with bounds on what a peer may send in one box (L{MAX_BOX_KEYS},
+    L{MAX_BOX_BYTES}).  A peer past a bound is disconnected and
+    C{on_protocol_error} is called with a reason.
+    """
+
+    on_protocol_error: Callable[[str], None] = staticmethod(lambda reason: None)
+    _box_keys = 0
+    _box_bytes = 0
+
+    def proto_init(self, string):
+        self._box_keys = self._box_bytes = 0
+        return amp.AMP.proto_init(self, string)
+
+    def proto_value(self, string):
+        self._box_keys += 1
+        self._box_bytes += len(string) + len(self._currentKey or b"")
+        if self._box_keys > MAX_BOX_KEYS or self._box_bytes > MAX_BOX_BYTES:
+            self._protocol_error(
+                f"box over bounds ({self._box_keys} keys, {self._box_bytes} bytes)"
+            )
+            return "dead"
+        return amp.AMP.proto_value(self, string)
+
+    def proto_dead(self, string):
+        """
+        After a protocol error: ignore whatever was already buffered.
+        """
+        return "dead"
+
+    def _protocol_error(self, reason: str) -> None:
+        log.warn(
+            "dropping {peer}: {reason}", peer=self.transport.getPeer(), reason=reason
+        )
+        self.on_protocol_error(reason)
+        self.transport.abortConnection()
