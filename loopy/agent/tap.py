@@ -1,0 +1,171 @@
+# -*- test-case-name: tests.test_agent_tap -*-
+"""
+``twistd loopy-agent``: options and the composition root of the agent.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from twisted.python import usage
+
+from loopy.analysis.base import AnalyserConfig, find_analysers
+from loopy.dissect import bpf
+from loopy.endpoints import hub_endpoint, tcp_target
+from loopy.errors import LoopyError
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number <= 0:
+        raise ValueError("must be a positive whole number")
+    return number
+
+
+def _positive_float(value: str) -> float:
+    number = float(value)
+    if not number > 0:
+        raise ValueError("must be a positive number of seconds")
+    return number
+
+
+def _port(value: str) -> int:
+    number = int(value)
+    if not 0 < number < 65536:
+        raise ValueError("must be a port number, 1-65535")
+    return number
+
+
+class Options(usage.Options):
+    """
+    Options of ``twistd loopy-agent``.
+    """
+
+    synopsis = "[options]"
+    longdesc = (
+        "Capture this server's traffic on raw packet sockets, analyse it (IP, "
+        "TCP, DNS) and report to a Loopy hub every interval. Needs root or "
+        "CAP_NET_RAW."
+    )
+
+    optFlags = [
+        ["promisc", None, "Put the capture interfaces in promiscuous mode."],
+    ]
+    optParameters = [
+        ["hub", None, "tcp:127.0.0.1:7420",
+         "The hub: HOST[:PORT] or a client endpoint string."],
+        ["filter", None, None,
+         "Capture only traffic matching this tcpdump expression (pcap-filter(7))."],
+        ["agent-id", None, None, "This agent's id in the fleet [default: host name]."],
+        ["interval", None, 1.0, "Seconds between reports.", _positive_float],
+        ["batch", None, 256, "Most frames read per socket per wake-up.", _positive_int],
+        ["max-connections", None, 100000,
+         "TCP connection table bound (least recently active dropped).", _positive_int],
+        ["max-hosts", None, 10000,
+         "Host and conversation table bound (lighter half dropped).", _positive_int],
+        ["analysers", None, None,
+         "Comma-separated analysers to run [default: every plugin found]."],
+    ]
+
+    def __init__(self):
+        usage.Options.__init__(self)
+        self["interfaces"] = []
+        self["dns-ports"] = []
+
+    def opt_interface(self, name):
+        """
+        Capture on this interface (repeatable); "any" for every interface,
+        including ones that appear later [default: any].
+        """
+        self["interfaces"].append(name)
+
+    opt_i = opt_interface
+
+    def opt_dns_port(self, value):
+        """
+        Parse UDP and TCP traffic on this port as DNS (repeatable) [default: 53].
+        """
+        try:
+            self["dns-ports"].append(_port(value))
+        except ValueError as e:
+            raise usage.UsageError(f"--dns-port {value!r}: {e}") from None
+
+    def postOptions(self):
+        try:
+            self["hub"] = hub_endpoint(self["hub"])
+        except LoopyError as e:
+            raise usage.UsageError(str(e)) from None
+        self["interfaces"] = tuple(self["interfaces"] or ["any"])
+        for name in self["interfaces"]:
+            if name != "any" and name not in {n for _, n in socket.if_nameindex()}:
+                raise usage.UsageError(f"no network interface named {name!r}")
+        target = tcp_target(self["hub"])
+        self["kernel-filter"] = bpf.combine(
+            bpf.exclude_endpoints([target] if target else []), self["filter"]
+        )
+        if self["kernel-filter"]:
+            try:
+                bpf.compile_filter(self["kernel-filter"])
+            except LoopyError as e:
+                raise usage.UsageError(str(e)) from None
+        if self["analysers"] is not None:
+            self["analysers"] = [a.strip() for a in self["analysers"].split(",") if a.strip()]
+        self["agent-id"] = self["agent-id"] or socket.gethostname()
+
+
+def analyser_config(options: Options) -> AnalyserConfig:
+    """
+    The analysers' bounds from the options.
+    """
+    return AnalyserConfig(
+        hosts_max=options["max-hosts"],
+        conversations_max=options["max-hosts"],
+        tcp_connections_max=options["max-connections"],
+        dns_ports=frozenset(options["dns-ports"] or [53]),
+    )
+
+
+def makeService(options: Options, reactor=None):
+    """
+    Assemble the agent: capture → monitor → report loop → uplink.  Starts
+    nothing.
+
+    :raises usage.UsageError: if an analyser plugin is missing.
+    """
+    if reactor is None:
+        from twisted.internet import reactor
+    from twisted.application.service import MultiService
+
+    from loopy.agent.monitor import Monitor
+    from loopy.agent.service import CaptureConfig, CaptureService, ReportLoop
+    from loopy.agent.uplink import Uplink
+
+    try:
+        analysers = find_analysers(analyser_config(options), options["analysers"])
+    except LoopyError as e:
+        raise usage.UsageError(str(e)) from None
+    epoch = int(reactor.seconds() * 1_000_000)
+    hostname = socket.gethostname()
+    top = MultiService()
+    monitor = Monitor(options["agent-id"], hostname, epoch, analysers)
+    capture = CaptureService(
+        CaptureConfig(
+            interfaces=options["interfaces"],
+            filter_expression=options["kernel-filter"],
+            promisc=options["promisc"],
+            batch=options["batch"],
+        ),
+        monitor.frame,
+        reactor,
+    )
+    monitor._interface_stats = capture.interface_stats
+    monitor._capture_counters = capture.batch_counters
+    uplink = Uplink(
+        options["hub"],
+        reactor,
+        lambda: {"agent_id": options["agent-id"], "hostname": hostname, "epoch": epoch},
+    )
+    capture.setServiceParent(top)
+    uplink.setServiceParent(top)
+    ReportLoop(monitor, capture, uplink, options["interval"], reactor).setServiceParent(top)
+    return top

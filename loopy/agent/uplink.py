@@ -1,0 +1,139 @@
+# -*- test-case-name: tests.test_uplink -*-
+"""
+The agent's link to its hub: an AMP client kept connected by
+L{ClientService} with exponential backoff, that introduces the agent
+(L{AgentHello}) and then carries its reports (L{Report}).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+from twisted.application.internet import ClientService, backoffPolicy
+from twisted.application.service import Service
+from twisted.internet.endpoints import clientFromString
+from twisted.internet.protocol import Factory
+from twisted.logger import Logger
+
+from loopy import __version__
+from loopy.model import AgentReport
+from loopy.wire import AgentHello, BoundedAMP, Report
+
+log = Logger()
+
+#: Reconnect delays: 0.5 s, growing 1.5× per failure, at most 10 s.
+RETRY_POLICY = backoffPolicy(initialDelay=0.5, maxDelay=10.0, factor=1.5)
+
+
+class AgentLink(BoundedAMP):
+    """
+    One connection to a hub.
+    """
+
+    def __init__(self, uplink: "Uplink"):
+        BoundedAMP.__init__(self)
+        self._uplink = uplink
+        self.ready = False
+
+    def connectionMade(self):
+        BoundedAMP.connectionMade(self)
+        self._uplink._connected(self)
+
+    def connectionLost(self, reason):
+        BoundedAMP.connectionLost(self, reason)
+        self._uplink._disconnected(self, reason)
+
+
+class Uplink(Service):
+    """
+    Keeps a link to one hub and sends reports over it.
+
+    Reports made while no hub is linked are not kept (counted in
+    C{reports_unsent}); the spool that keeps them is a later step of the
+    design (ARCHITECTURE.md decision 9).
+
+    :ivar reports_sent: reports handed to a link.
+    :ivar reports_acked: reports the hub answered.
+    :ivar reports_unsent: reports made while no hub was linked.
+    :ivar reports_failed: reports whose call failed (link lost, hub error).
+    """
+
+    def __init__(self, endpoint: str, reactor, hello: Callable[[], dict]):
+        """
+        :param endpoint: the hub's client endpoint string (``tcp:HOST:PORT``).
+        :param reactor: provides IReactorTCP (and the rest of what the
+            endpoint needs) and IReactorTime.
+        :param hello: returns L{AgentHello}'s arguments but ``version``.
+        """
+        self.endpoint = endpoint
+        self._hello = hello
+        self._link: Optional[AgentLink] = None
+        self.hub_name: Optional[str] = None
+        self.reports_sent = self.reports_acked = 0
+        self.reports_unsent = self.reports_failed = 0
+        self._client = ClientService(
+            clientFromString(reactor, endpoint),
+            Factory.forProtocol(lambda: AgentLink(self)),
+            retryPolicy=RETRY_POLICY,
+            clock=reactor,
+        )
+
+    def startService(self):
+        Service.startService(self)
+        self._client.startService()
+
+    def stopService(self):
+        Service.stopService(self)
+        return self._client.stopService()
+
+    @property
+    def linked(self) -> bool:
+        """
+        Whether a hub has accepted this agent's hello on a live link.
+        """
+        return self._link is not None and self._link.ready
+
+    def _connected(self, link: AgentLink) -> None:
+        self._link = link
+        d = link.callRemote(AgentHello, version=__version__, **self._hello())
+
+        def accepted(answer):
+            link.ready = True
+            self.hub_name = answer["hub"]
+            log.info("linked to hub {hub} at {endpoint}",
+                     hub=self.hub_name, endpoint=self.endpoint)
+
+        def refused(failure):
+            log.warn("hub at {endpoint} refused this agent: {error}",
+                     endpoint=self.endpoint, error=failure.getErrorMessage())
+            link.transport.loseConnection()
+
+        d.addCallbacks(accepted, refused)
+
+    def _disconnected(self, link: AgentLink, reason) -> None:
+        if self._link is link:
+            self._link = None
+            if link.ready:
+                log.warn("lost hub {hub} at {endpoint} ({reason}); reconnecting",
+                         hub=self.hub_name, endpoint=self.endpoint,
+                         reason=reason.getErrorMessage())
+
+    def send(self, report: AgentReport) -> None:
+        """
+        Send a report if a hub is linked; count it as unsent otherwise.
+        """
+        if not self.linked:
+            self.reports_unsent += 1
+            return
+        self.reports_sent += 1
+        d = self._link.callRemote(Report, report=report)
+
+        def acked(_answer):
+            self.reports_acked += 1
+
+        def failed(failure):
+            self.reports_failed += 1
+            log.warn("report {seq} not accepted: {error}",
+                     seq=report.seq, error=failure.getErrorMessage())
+
+        d.addCallbacks(acked, failed)

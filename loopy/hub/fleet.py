@@ -1,0 +1,148 @@
+# -*- test-case-name: tests.test_fleet -*-
+"""
+A hub's knowledge of its fleet: per agent, the newest report by version
+``(epoch, seq)`` and whether the agent is linked.  Pure logic: times are
+passed in, nothing here touches the network.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Optional
+
+from loopy.model import (
+    OFFLINE,
+    ONLINE,
+    STALE,
+    AgentEntry,
+    AgentReport,
+    AgentSummary,
+    summarize,
+)
+
+
+class _Agent:
+    __slots__ = ("agent_id", "hostname", "hub", "links", "report", "summary",
+                 "last_heard", "epoch", "seq")
+
+    def __init__(self, agent_id: str, hostname: str, hub: str):
+        self.agent_id = agent_id
+        self.hostname = hostname
+        self.hub = hub
+        self.links = 0
+        self.report: Optional[AgentReport] = None
+        self.summary = AgentSummary()
+        self.last_heard: Optional[float] = None
+        self.epoch = 0
+        self.seq = 0
+
+
+class FleetState:
+    """
+    The agents a hub knows.
+
+    Bounded: at most C{max_agents}; a new agent past the bound is refused
+    (C{agents_refused}) rather than forgetting a known one.
+
+    :ivar stale_after: seconds without a report before a linked agent is
+        L{STALE}.
+    :ivar reports_merged: reports that were newer than what was held.
+    :ivar reports_duplicate: reports at or below the held version (ignored).
+    """
+
+    def __init__(self, hub_name: str, stale_after: float = 3.0, max_agents: int = 10000):
+        self.hub_name = hub_name
+        self.stale_after = stale_after
+        self.max_agents = max_agents
+        self._agents: dict[str, _Agent] = {}
+        self.reports_merged = 0
+        self.reports_duplicate = 0
+        self.agents_refused = 0
+
+    def __len__(self) -> int:
+        return len(self._agents)
+
+    def _agent(self, agent_id: str, hostname: str) -> Optional[_Agent]:
+        agent = self._agents.get(agent_id)
+        if agent is None:
+            if len(self._agents) >= self.max_agents:
+                self.agents_refused += 1
+                return None
+            agent = self._agents[agent_id] = _Agent(agent_id, hostname, self.hub_name)
+        return agent
+
+    def linked(self, agent_id: str, hostname: str) -> bool:
+        """
+        An agent said hello on a link to this hub.
+
+        :returns: False if the agent table is full and the agent is new.
+        """
+        agent = self._agent(agent_id, hostname)
+        if agent is None:
+            return False
+        agent.hostname = hostname
+        agent.hub = self.hub_name
+        agent.links += 1
+        return True
+
+    def unlinked(self, agent_id: str) -> None:
+        """
+        A link of the agent to this hub closed.
+        """
+        agent = self._agents.get(agent_id)
+        if agent is not None and agent.links:
+            agent.links -= 1
+
+    def merge(self, report: AgentReport, now: float) -> bool:
+        """
+        Keep C{report} if it is newer than the agent's held report.
+
+        :param now: hub clock, seconds since the Unix epoch.
+        :returns: True if it was newer and is now held.
+        """
+        agent = self._agent(report.agent_id, report.hostname)
+        if agent is None:
+            return False
+        if agent.report is not None and report.version <= agent.report.version:
+            self.reports_duplicate += 1
+            return False
+        agent.report = report
+        agent.summary = summarize(report)
+        agent.hostname = report.hostname
+        agent.epoch, agent.seq = report.version
+        agent.last_heard = now
+        self.reports_merged += 1
+        return True
+
+    def status(self, agent_id: str, now: float) -> str:
+        """
+        L{ONLINE}, L{STALE} or L{OFFLINE} at hub time C{now}.
+        """
+        agent = self._agents[agent_id]
+        if not agent.links:
+            return OFFLINE
+        if agent.last_heard is None or now - agent.last_heard > self.stale_after:
+            return STALE
+        return ONLINE
+
+    def entries(self, now: float, detail: Iterable[str] | bool = ()) -> tuple[AgentEntry, ...]:
+        """
+        Every agent, sorted by id.
+
+        :param detail: agent ids whose full report to include, or True for all.
+        """
+        out = []
+        for agent_id in sorted(self._agents):
+            agent = self._agents[agent_id]
+            with_report = detail is True or (detail is not False and agent_id in detail)
+            out.append(AgentEntry(
+                agent_id=agent_id,
+                hostname=agent.hostname,
+                status=self.status(agent_id, now),
+                hub=agent.hub,
+                epoch=agent.epoch,
+                seq=agent.seq,
+                last_heard=agent.last_heard,
+                summary=agent.summary,
+                report=agent.report if with_report else None,
+            ))
+        return tuple(out)

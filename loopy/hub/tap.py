@@ -1,0 +1,89 @@
+# -*- test-case-name: tests.test_hub_tap -*-
+"""
+``twistd loopy-hub``: options and the composition root of the hub.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from twisted.python import usage
+
+from loopy import DEFAULT_HUB_PORT
+
+
+def _positive_float(value: str) -> float:
+    number = float(value)
+    if not number > 0:
+        raise ValueError("must be a positive number of seconds")
+    return number
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number <= 0:
+        raise ValueError("must be a positive whole number")
+    return number
+
+
+class Options(usage.Options):
+    """
+    Options of ``twistd loopy-hub``.
+    """
+
+    synopsis = "[options]"
+    longdesc = (
+        "Accept Loopy agents and UIs over AMP, keep the newest state of every "
+        "agent and push it to watching UIs."
+    )
+
+    optParameters = [
+        ["listen", None, f"tcp:{DEFAULT_HUB_PORT}:interface=127.0.0.1",
+         "Server endpoint string for agents and UIs (e.g. tcp:7420 for every "
+         "address)."],
+        ["name", None, None, "This hub's name [default: host name]."],
+        ["stale-after", None, 3.0,
+         "Seconds without a report before a linked agent shows as stale.",
+         _positive_float],
+        ["push-interval", None, 1.0, "Seconds between pushes to each UI.",
+         _positive_float],
+        ["max-agents", None, 10000, "Agents this hub will track.", _positive_int],
+    ]
+
+    def postOptions(self):
+        from twisted.internet import reactor
+        from twisted.internet.endpoints import serverFromString
+
+        try:
+            serverFromString(reactor, self["listen"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise usage.UsageError(f"bad --listen {self['listen']!r}: {e}") from None
+        self["name"] = self["name"] or socket.gethostname()
+
+
+def makeService(options: Options, reactor=None):
+    """
+    Assemble the hub: one AMP server endpoint.  Starts nothing.
+    """
+    if reactor is None:
+        from twisted.internet import reactor
+    from twisted.application.internet import StreamServerEndpointService
+    from twisted.application.service import MultiService
+    from twisted.internet.endpoints import serverFromString
+
+    from loopy.hub.server import Hub
+
+    hub = Hub(
+        options["name"],
+        options["listen"],
+        reactor,
+        stale_after=options["stale-after"],
+        push_interval=options["push-interval"],
+        max_agents=options["max-agents"],
+    )
+    top = MultiService()
+    server = StreamServerEndpointService(serverFromString(reactor, options["listen"]), hub)
+    server._raiseSynchronously = True
+    server.setServiceParent(top)
+    top.hub = hub
+    return top

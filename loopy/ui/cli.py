@@ -1,0 +1,113 @@
+# -*- test-case-name: tests.test_ui_cli -*-
+"""
+``loopy-ui``: the terminal UI, or with ``--json`` one JSON document of the
+fleet for scripts.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from twisted.python import usage
+
+from loopy import DEFAULT_HUB_PORT
+from loopy.endpoints import hub_endpoint
+from loopy.errors import LoopyError
+
+
+class Options(usage.Options):
+    synopsis = "[--hub HOST[:PORT]] [--json]"
+    longdesc = (
+        "Watch a Loopy fleet through a hub. Keys: ? help, q quit. With --json, "
+        "print the fleet once as JSON and exit (0 on success, 2 when the hub "
+        "cannot be reached)."
+    )
+    optFlags = [["json", None, "Print the fleet state as one JSON document and exit."]]
+    optParameters = [
+        ["hub", None, f"127.0.0.1:{DEFAULT_HUB_PORT}",
+         "The hub: HOST[:PORT] or a client endpoint string."],
+        ["timeout", None, 10.0, "Seconds --json waits for the hub.", float],
+    ]
+
+    def postOptions(self):
+        try:
+            self["endpoint"] = hub_endpoint(self["hub"])
+        except LoopyError as e:
+            raise usage.UsageError(str(e)) from None
+
+
+def fetch_json(endpoint: str, timeout: float, reactor) -> "Deferred":
+    """
+    Connect, ask for the fleet (L{GetFleet}) and return its JSON document.
+
+    :returns: a Deferred firing with the document (a dict), or failing with
+        L{HubUnreachable} on connection failure or timeout.
+    """
+    from twisted.internet.endpoints import clientFromString, connectProtocol
+
+    from loopy.errors import HubUnreachable
+    from loopy.ui.views import fleet_document
+    from loopy.wire import BoundedAMP, GetFleet
+
+    d = connectProtocol(clientFromString(reactor, endpoint), BoundedAMP())
+
+    def ask(proto):
+        call = proto.callRemote(GetFleet)
+        call.addBoth(lambda result: (proto.transport.loseConnection(), result)[1])
+        return call
+
+    d.addCallback(ask)
+    d.addCallback(lambda answer: fleet_document(answer["view"]))
+    d.addTimeout(timeout, reactor)
+
+    def unreachable(failure):
+        raise HubUnreachable(
+            f"cannot get the fleet from hub {endpoint}: {failure.getErrorMessage()}"
+        )
+
+    d.addErrback(unreachable)
+    return d
+
+
+def _json_main(options: Options) -> int:
+    from twisted.internet import task
+
+    result = {}
+
+    def run(reactor):
+        d = fetch_json(options["endpoint"], options["timeout"], reactor)
+        d.addCallback(lambda doc: result.update(doc=doc))
+        d.addErrback(lambda f: result.update(error=f.getErrorMessage()))
+        return d
+
+    try:
+        task.react(run)
+    except SystemExit:
+        pass
+    if "error" in result:
+        sys.stderr.write(f"loopy-ui: {result['error']}\n")
+        return 2
+    json.dump(result["doc"], sys.stdout, indent=1, sort_keys=True)
+    sys.stdout.write("\n")
+    return 0
+
+
+def main(argv=None) -> int:
+    options = Options()
+    try:
+        options.parseOptions(sys.argv[1:] if argv is None else argv)
+    except usage.UsageError as e:
+        sys.stderr.write(f"loopy-ui: {e}\n{options}")
+        return 2
+    if options["json"]:
+        code = _json_main(options)
+    else:
+        from loopy.ui.app import run_tui
+
+        code = run_tui(options["endpoint"])
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

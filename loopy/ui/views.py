@@ -1,0 +1,356 @@
+# -*- test-case-name: tests.test_ui_views -*-
+"""
+The UI's view logic, as pure functions: records in, text rows out.  No
+curses, no reactor: the npyscreen forms only place what these return.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+
+from attrs import frozen
+
+from loopy.model import AgentEntry, FleetView
+from loopy.wire import to_json_value
+
+# -- the JSON document ------------------------------------------------------
+
+
+def agent_document(entry: AgentEntry) -> dict:
+    """
+    One agent as ``loopy-ui --json`` prints it: identity and status, then
+    ``capture`` and one object per analyser (``ip``, ``tcp``, ``dns`` …), all
+    counters cumulative since the agent started.
+    """
+    doc: dict[str, Any] = {
+        "agent_id": entry.agent_id,
+        "hostname": entry.hostname,
+        "status": entry.status,
+        "hub": entry.hub,
+        "epoch": entry.epoch,
+        "seq": entry.seq,
+        "last_heard": entry.last_heard,
+        "summary": to_json_value(entry.summary),
+    }
+    report = entry.report
+    if report is None:
+        doc["capture"] = None
+        return doc
+    doc["ts"] = report.ts
+    doc["interval"] = report.interval
+    doc["capture"] = to_json_value(report.capture)
+    for name, snapshot in sorted(report.analysers.items()):
+        doc[name] = snapshot if isinstance(snapshot, dict) else to_json_value(snapshot)
+    return doc
+
+
+def fleet_document(view: FleetView) -> dict:
+    """
+    The whole ``loopy-ui --json`` document: ``{"hub": …, "agents": […],
+    "alerts": […]}``.
+    """
+    return {
+        "hub": to_json_value(view.hub),
+        "agents": [agent_document(e) for e in view.agents],
+        "alerts": [to_json_value(a) for a in view.alerts],
+    }
+
+
+# -- formatting -------------------------------------------------------------
+
+
+def human(value: float, unit: str = "", base: int = 1000) -> str:
+    """
+    A number in at most 5 characters plus a unit: ``950``, ``1.2k``,
+    ``34.5M``, ``1.0G`` (SI for rates; C{base} 1024 for octets).
+    """
+    value = float(value)
+    for prefix in ("", "k", "M", "G", "T", "P"):
+        if abs(value) < base or prefix == "P":
+            if prefix == "":
+                text = f"{value:.0f}"
+            elif abs(value) < 10:
+                text = f"{value:.2f}{prefix}"
+            elif abs(value) < 100:
+                text = f"{value:.1f}{prefix}"
+            else:
+                text = f"{value:.0f}{prefix}"
+            return text + unit
+        value /= base
+    raise AssertionError("unreachable")
+
+
+def octets(value: float) -> str:
+    """
+    Octets with binary prefixes: ``512B``, ``1.50kB`` (1 kB = 1024 B here,
+    as iftop shows).
+    """
+    return human(value, "B", base=1024)
+
+
+def ms(value: Optional[float]) -> str:
+    """
+    Milliseconds, or ``-`` when unknown.
+    """
+    if value is None:
+        return "-"
+    return f"{value:.1f}" if value < 100 else f"{value:.0f}"
+
+
+def age(seconds: Optional[float]) -> str:
+    """
+    An age: ``0.4s``, ``12s``, ``3m``, ``2h``, ``-`` when unknown.
+    """
+    if seconds is None:
+        return "-"
+    if seconds < 10:
+        return f"{max(seconds, 0):.1f}s"
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.0f}h"
+
+
+# -- tables -----------------------------------------------------------------
+
+
+@frozen
+class Column:
+    """
+    A table column: a title, a width, a function of the row's record to the
+    sort key, and one to the cell text.
+    """
+
+    title: str
+    width: int
+    key: Callable[[Any], Any]
+    text: Callable[[Any], str]
+    right: bool = True
+
+
+@frozen
+class Table:
+    """
+    A table's shape: its columns and which column sorts it.
+    """
+
+    columns: tuple[Column, ...]
+    sort: int = 0
+    descending: bool = True
+
+
+def render(
+    table: Table,
+    records: Iterable[Any],
+    filter_text: str = "",
+    searchable: Callable[[Any], str] = lambda r: "",
+) -> tuple[str, list[str], list[Any]]:
+    """
+    Render records as fixed-width rows.
+
+    :param filter_text: keep only records whose C{searchable} text contains
+        it (case-insensitive); empty keeps all.
+    :returns: the header line, the rows, and the records in row order.
+    """
+    needle = filter_text.lower()
+    kept = [r for r in records if not needle or needle in searchable(r).lower()]
+    column = table.columns[table.sort]
+    kept.sort(key=lambda r: _sortable(column.key(r)), reverse=table.descending)
+    header = " ".join(_cell(c.title + _arrow(table, i), c) for i, c in enumerate(table.columns))
+    rows = [" ".join(_cell(c.text(r), c) for c in table.columns) for r in kept]
+    return header, rows, kept
+
+
+def _arrow(table: Table, index: int) -> str:
+    if index != table.sort:
+        return ""
+    return "▼" if table.descending else "▲"
+
+
+def _sortable(value: Any) -> Any:
+    # None sorts below everything; mixed types sort by text.
+    if value is None:
+        return (0, 0)
+    if isinstance(value, (int, float)):
+        return (1, value)
+    return (2, str(value))
+
+
+def _cell(text: str, column: Column) -> str:
+    text = str(text)
+    if len(text) > column.width:
+        text = text[: column.width - 1] + "…"
+    return text.rjust(column.width) if column.right else text.ljust(column.width)
+
+
+def next_sort(table: Table) -> Table:
+    """
+    Sort by the next column (``s``); sorting by the same column twice
+    (``S``) reverses — see L{reverse_sort}.
+    """
+    return Table(table.columns, (table.sort + 1) % len(table.columns), table.descending)
+
+
+def reverse_sort(table: Table) -> Table:
+    return Table(table.columns, table.sort, not table.descending)
+
+
+def _snap(entry_or_report: Any, name: str) -> Mapping:
+    report = getattr(entry_or_report, "report", entry_or_report)
+    if report is None:
+        return {}
+    snapshot = report.analysers.get(name)
+    if snapshot is None:
+        return {}
+    return snapshot if isinstance(snapshot, dict) else to_json_value(snapshot)
+
+
+# -- the fleet screen -------------------------------------------------------
+
+FLEET = Table(
+    columns=(
+        Column("agent", 16, lambda e: e.agent_id, lambda e: e.agent_id, right=False),
+        Column("status", 7, lambda e: e.status, lambda e: e.status, right=False),
+        Column("hub", 10, lambda e: e.hub, lambda e: e.hub, right=False),
+        Column("pps in", 7, lambda e: e.summary.pps_in, lambda e: human(e.summary.pps_in)),
+        Column("pps out", 7, lambda e: e.summary.pps_out, lambda e: human(e.summary.pps_out)),
+        Column("bps in", 8, lambda e: e.summary.bps_in, lambda e: human(e.summary.bps_in, "b")),
+        Column("bps out", 8, lambda e: e.summary.bps_out, lambda e: human(e.summary.bps_out, "b")),
+        Column("tcp", 6, lambda e: e.summary.tcp_active, lambda e: str(e.summary.tcp_active)),
+        Column("dns/s", 6, lambda e: e.summary.dns_qps, lambda e: human(e.summary.dns_qps)),
+        Column("drops", 7, lambda e: e.summary.kernel_drops, lambda e: human(e.summary.kernel_drops)),
+    ),
+    sort=0,
+    descending=False,
+)
+
+
+def fleet_search_text(entry: AgentEntry) -> str:
+    return f"{entry.agent_id} {entry.hostname} {entry.status} {entry.hub}"
+
+
+# -- the agent screen: traffic, tcp, dns ------------------------------------
+
+TALKERS = Table(
+    columns=(
+        Column("host", 39, lambda h: h["addr"], lambda h: h["addr"], right=False),
+        Column("sent", 8, lambda h: h["bytes_sent"], lambda h: octets(h["bytes_sent"])),
+        Column("received", 8, lambda h: h["bytes_received"], lambda h: octets(h["bytes_received"])),
+        Column("pkts", 7, lambda h: h["packets_sent"] + h["packets_received"],
+               lambda h: human(h["packets_sent"] + h["packets_received"])),
+    ),
+    sort=1,
+)
+
+CONNECTIONS = Table(
+    columns=(
+        Column("src", 22, lambda c: (c["src"], c["sport"]),
+               lambda c: f"{c['src']}:{c['sport']}", right=False),
+        Column("dst", 22, lambda c: (c["dst"], c["dport"]),
+               lambda c: f"{c['dst']}:{c['dport']}", right=False),
+        Column("state", 12, lambda c: c["state"], lambda c: c["state"], right=False),
+        Column("out", 8, lambda c: c["bytes_out"], lambda c: octets(c["bytes_out"])),
+        Column("in", 8, lambda c: c["bytes_in"], lambda c: octets(c["bytes_in"])),
+        Column("pkts", 6, lambda c: c["packets_out"] + c["packets_in"],
+               lambda c: human(c["packets_out"] + c["packets_in"])),
+        Column("rtt ms", 7, lambda c: c["rtt_ms"], lambda c: ms(c["rtt_ms"])),
+        Column("rexmit", 6, lambda c: c["retransmissions"], lambda c: str(c["retransmissions"])),
+    ),
+    sort=3,
+)
+
+QUERIES = Table(
+    columns=(
+        Column("qname", 34, lambda q: q["qname"], lambda q: q["qname"], right=False),
+        Column("qtype", 6, lambda q: q["qtype"], lambda q: q["qtype"], right=False),
+        Column("rcode", 9, lambda q: q["rcode"], lambda q: q["rcode"] or "(none)", right=False),
+        Column("client", 16, lambda q: q["client"], lambda q: q["client"], right=False),
+        Column("server", 16, lambda q: q["server"], lambda q: q["server"], right=False),
+        Column("ms", 7, lambda q: q["latency_ms"], lambda q: ms(q["latency_ms"])),
+    ),
+    sort=0,
+    descending=False,
+)
+
+#: The agent screen's tabs: name → (table, records of a report, search text).
+TABS: dict[str, tuple[Table, Callable[[Any], Sequence], Callable[[Any], str]]] = {
+    "traffic": (TALKERS, lambda r: _snap(r, "ip").get("top_talkers", []),
+                lambda h: h["addr"]),
+    "tcp": (CONNECTIONS, lambda r: _snap(r, "tcp").get("connections", []),
+            lambda c: f"{c['src']}:{c['sport']} {c['dst']}:{c['dport']} {c['state']}"),
+    "dns": (QUERIES, lambda r: _snap(r, "dns").get("queries", []),
+            lambda q: f"{q['qname']} {q['qtype']} {q['rcode']} {q['client']} {q['server']}"),
+}
+
+
+def agent_headline(entry: Optional[AgentEntry], now: float) -> list[str]:
+    """
+    The agent screen's summary lines: identity, rates, protocol mix, capture
+    health, and the counters of the TCP and DNS analysers.
+    """
+    if entry is None:
+        return ["(agent not known to this hub)"]
+    lines = [
+        f"{entry.agent_id} ({entry.hostname})  {entry.status}  via {entry.hub}  "
+        f"last report {age(None if entry.last_heard is None else now - entry.last_heard)} ago",
+    ]
+    if entry.report is None:
+        lines.append("waiting for the first report…")
+        return lines
+    ip, tcp, dns = _snap(entry, "ip"), _snap(entry, "tcp"), _snap(entry, "dns")
+    cap = entry.report.capture
+    lines.append(
+        f"in {human(ip.get('pps_in', 0))}pps {human(ip.get('bps_in', 0), 'b')}ps   "
+        f"out {human(ip.get('pps_out', 0))}pps {human(ip.get('bps_out', 0), 'b')}ps   "
+        "mix " + "  ".join(
+            f"{name} {human(c['packets'])}"
+            for name, c in sorted(ip.get("protocols", {}).items(),
+                                  key=lambda kv: -kv[1]["packets"])[:6]
+        )
+    )
+    lines.append(
+        f"tcp active {tcp.get('active', 0)} half-open {tcp.get('half_open', 0)} "
+        f"syn {tcp.get('syn', 0)} est {tcp.get('established', 0)} fin {tcp.get('closed', 0)} "
+        f"rst {tcp.get('reset', 0)} rexmit {tcp.get('retransmissions', 0)}   "
+        f"dns q {dns.get('queries_total', 0)} {human(dns.get('qps', 0))}/s "
+        f"nxdomain {dns.get('nxdomain', 0)} servfail {dns.get('servfail', 0)}"
+    )
+    lines.append(
+        f"capture frames {human(cap.frames)} bytes {octets(cap.bytes)} "
+        f"kernel drops {cap.kernel_drops} malformed {cap.malformed}"
+    )
+    return lines
+
+
+def status_line(link: str, view: Optional[FleetView], updated_age: Optional[float]) -> str:
+    """
+    The always-visible link line: where the UI is connected and how fresh
+    its data is.
+    """
+    if view is None:
+        return f"hub: {link} · no data yet · ? help  q quit"
+    hub = view.hub
+    online = sum(1 for a in view.agents if a.status == "online")
+    return (
+        f"hub {hub.name} ({link}) · {online}/{len(view.agents)} agents online · "
+        f"updated {age(updated_age)} ago · ? help  q quit"
+    )
+
+
+HELP = """\
+Loopy keys
+
+  fleet screen                 agent screen
+  ↑ ↓      move                1 2 3   traffic, tcp, dns tabs
+  Enter    open agent          Tab     next tab
+  s        sort by next column s / S   sort column / reverse
+  S        reverse sort        /       filter rows (Enter to apply)
+  /        filter rows         Esc     back to the fleet
+  ?        this help           ?       this help
+  q        quit                q       quit
+
+The bottom line always shows the hub link and how old the data is.
+Counters are cumulative since each agent started; rates cover its last
+report interval (1 s by default).
+"""
