@@ -1,0 +1,292 @@
+# -*- test-case-name: tests.test_e2e_ui -*-
+"""
+The npyscreen terminal UI.  The reactor runs in a background thread with the
+L{HubClient}; curses runs on the main thread and redraws from the client's
+newest view twice a second.  Everything shown is computed by
+L{loopy.ui.views}; this module only places it.
+"""
+
+from __future__ import annotations
+
+import curses
+import threading
+import time
+
+import npyscreen
+
+from loopy.ui import views
+from loopy.ui.client import HubClient
+
+#: Tenths of a second between redraws when no key is pressed.
+REFRESH_TENTHS = 5
+
+
+class RowList(npyscreen.MultiLine):
+    """
+    A scrolling list of table rows.  Enter and Esc go to the form; keys the
+    list does not use (s, /, ?, q, digits, Tab) fall through to the form.
+
+    C{never_cache}: the form repaints from C{while_waiting} with
+    C{Form.display()}, which erases the pad; MultiLine's display cache would
+    then skip reprinting unchanged rows and leave the list blank.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.never_cache = True
+
+    def set_up_handlers(self):
+        super().set_up_handlers()
+        self.allow_filtering = False
+        for key in (ord("l"), ord("L"), ord("n"), ord("N"), ord("p"), ord("x"),
+                    curses.ascii.SP, curses.ascii.TAB):
+            self.handlers.pop(key, None)
+        self.handlers.update({
+            curses.ascii.NL: self._enter,
+            curses.ascii.CR: self._enter,
+            curses.KEY_ENTER: self._enter,
+            curses.ascii.ESC: self._escape,
+        })
+
+    def _enter(self, _key):
+        self.parent.on_enter(self.cursor_line)
+
+    def _escape(self, _key):
+        self.parent.on_escape()
+
+
+class FilterField(npyscreen.Textfield):
+    """
+    A text field where Enter ends the popup it is in.
+    """
+
+    def set_up_handlers(self):
+        super().set_up_handlers()
+        for key in (curses.ascii.NL, curses.ascii.CR, curses.KEY_ENTER):
+            self.handlers[key] = self._done
+
+    def _done(self, _key):
+        self.editing = False
+        self.parent.editing = False
+
+
+def ask_filter(current: str) -> str:
+    """
+    Pop up a one-line field for a filter; Enter applies it.
+    """
+    popup = npyscreen.Popup(name="Filter rows (Enter to apply, empty for all)", lines=6)
+    field = popup.add(FilterField, value=current, begin_entry_at=0)
+    popup.edit()
+    return (field.value or "").strip()
+
+
+class LoopyForm(npyscreen.FormBaseNew):
+    """
+    Shared keys and the link line of both screens.
+    """
+
+    def create(self):
+        self.add_handlers({
+            "q": self.on_quit,
+            "?": self.on_help,
+            "s": self.on_sort,
+            "S": self.on_reverse,
+            "/": self.on_filter,
+            "^C": self.on_quit,
+        })
+        self.filter_text = ""
+
+    @property
+    def client(self) -> HubClient:
+        return self.parentApp.client
+
+    def link_line(self) -> str:
+        view, at, state = self.client.snapshot()
+        updated = None if at is None else time.time() - at
+        link = f"{self.client.endpoint} {state}"
+        return views.status_line(link, view, updated)
+
+    def on_quit(self, *_):
+        self.parentApp.setNextForm(None)
+        self.parentApp.switchFormNow()
+
+    def on_help(self, *_):
+        npyscreen.notify_confirm(views.HELP, title="Help", wide=True)
+
+    def on_filter(self, *_):
+        self.filter_text = ask_filter(self.filter_text)
+        self.refresh_data()
+
+    def on_enter(self, index):
+        pass
+
+    def on_escape(self):
+        pass
+
+    def while_waiting(self):
+        self.refresh_data()
+
+
+class FleetForm(LoopyForm):
+    """
+    One line per agent.
+    """
+
+    def create(self):
+        super().create()
+        self.table = views.FLEET
+        self.records = []
+        self.header = self.add(npyscreen.FixedText, editable=False, rely=1)
+        self.rows = self.add(RowList, rely=2, max_height=self.lines - 6,
+                             values=["(connecting…)"], scroll_exit=False)
+        self.info = self.add(npyscreen.FixedText, editable=False, rely=self.lines - 4)
+        self.status = self.add(npyscreen.FixedText, editable=False, rely=self.lines - 3)
+
+    def beforeEditing(self):
+        self.parentApp.client_call("set_detail", "")
+        self.refresh_data()
+
+    def refresh_data(self):
+        view, _at, _state = self.client.snapshot()
+        agents = view.agents if view is not None else ()
+        header, rows, self.records = views.render(
+            self.table, agents, self.filter_text, views.fleet_search_text)
+        self.header.value = header
+        self.rows.values = rows or ["(no agents match)" if agents else "(no agents yet)"]
+        self.info.value = (f"filter: {self.filter_text}   " if self.filter_text else "") + \
+            "Enter open agent · s sort · S reverse · / filter"
+        self.status.value = self.link_line()
+        self.display()
+
+    def on_sort(self, *_):
+        self.table = views.next_sort(self.table)
+        self.refresh_data()
+
+    def on_reverse(self, *_):
+        self.table = views.reverse_sort(self.table)
+        self.refresh_data()
+
+    def on_enter(self, index):
+        if 0 <= index < len(self.records):
+            self.parentApp.agent_id = self.records[index].agent_id
+            self.parentApp.switchForm("AGENT")
+
+
+class AgentForm(LoopyForm):
+    """
+    One agent: a summary, then a tab of traffic, TCP connections or DNS.
+    """
+
+    def create(self):
+        super().create()
+        self.add_handlers({
+            "1": lambda _k: self.show_tab("traffic"),
+            "2": lambda _k: self.show_tab("tcp"),
+            "3": lambda _k: self.show_tab("dns"),
+            "^I": self.on_next_tab,
+        })
+        self.tab = "traffic"
+        self.tables = {name: spec[0] for name, spec in views.TABS.items()}
+        self.summary = [
+            self.add(npyscreen.FixedText, editable=False, rely=1 + i) for i in range(4)
+        ]
+        self.tabs = self.add(npyscreen.FixedText, editable=False, rely=6)
+        self.header = self.add(npyscreen.FixedText, editable=False, rely=7)
+        self.rows = self.add(RowList, rely=8, max_height=self.lines - 12,
+                             values=["(connecting…)"], scroll_exit=False)
+        self.status = self.add(npyscreen.FixedText, editable=False, rely=self.lines - 3)
+
+    def beforeEditing(self):
+        self.filter_text = ""
+        self.parentApp.client_call("set_detail", self.parentApp.agent_id)
+        self.refresh_data()
+
+    def entry(self):
+        view, _at, _state = self.client.snapshot()
+        if view is None:
+            return None
+        for entry in view.agents:
+            if entry.agent_id == self.parentApp.agent_id:
+                return entry
+        return None
+
+    def refresh_data(self):
+        entry = self.entry()
+        lines = views.agent_headline(entry, time.time())
+        for widget, line in zip(self.summary, lines + [""] * 4):
+            widget.value = line
+        table, records_of, search = views.TABS[self.tab]
+        table = self.tables[self.tab]
+        records = records_of(entry) if entry is not None and entry.report is not None else []
+        header, rows, _kept = views.render(table, records, self.filter_text, search)
+        self.tabs.value = "  ".join(
+            f"[{i} {name}]" if name == self.tab else f" {i} {name} "
+            for i, name in enumerate(views.TABS, start=1)
+        ) + (f"   filter: {self.filter_text}" if self.filter_text else "")
+        self.header.value = header
+        self.rows.values = rows or ["(nothing yet)"]
+        self.status.value = self.link_line()
+        self.display()
+
+    def show_tab(self, name):
+        self.tab = name
+        self.filter_text = ""
+        self.rows.cursor_line = 0
+        self.refresh_data()
+
+    def on_next_tab(self, *_):
+        names = list(views.TABS)
+        self.show_tab(names[(names.index(self.tab) + 1) % len(names)])
+
+    def on_sort(self, *_):
+        self.tables[self.tab] = views.next_sort(self.tables[self.tab])
+        self.refresh_data()
+
+    def on_reverse(self, *_):
+        self.tables[self.tab] = views.reverse_sort(self.tables[self.tab])
+        self.refresh_data()
+
+    def on_escape(self):
+        self.parentApp.switchForm("MAIN")
+
+
+class LoopyApp(npyscreen.NPSAppManaged):
+    keypress_timeout_default = REFRESH_TENTHS
+
+    def __init__(self, client: HubClient, reactor):
+        super().__init__()
+        self.client = client
+        self.reactor = reactor
+        self.agent_id = ""
+
+    def client_call(self, name, *args):
+        self.reactor.callFromThread(getattr(self.client, name), *args)
+
+    def onStart(self):
+        self.addForm("MAIN", FleetForm, name="Loopy · fleet")
+        self.addForm("AGENT", AgentForm, name="Loopy · agent")
+
+
+def run_tui(endpoint: str) -> int:
+    """
+    Run the terminal UI against a hub until the user quits.
+
+    :param endpoint: the hub's client endpoint string.
+    :returns: the process exit code.
+    """
+    from twisted.internet import reactor
+
+    client = HubClient(endpoint, reactor)
+    thread = threading.Thread(
+        target=reactor.run, kwargs={"installSignalHandlers": False}, daemon=True
+    )
+    thread.start()
+    reactor.callFromThread(client.start)
+    try:
+        LoopyApp(client, reactor).run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        reactor.callFromThread(reactor.stop)
+        thread.join(5)
+    return 0
