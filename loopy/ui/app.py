@@ -111,7 +111,7 @@ class LoopyForm(npyscreen.FormBaseNew):
         self.parentApp.switchFormNow()
 
     def on_help(self, *_):
-        npyscreen.notify_confirm(views.HELP, title="Help", wide=True)
+        self.parentApp.show_help(self.FORM_ID)
 
     def on_filter(self, *_):
         self.filter_text = ask_filter(self.filter_text)
@@ -132,6 +132,8 @@ class FleetForm(LoopyForm):
     One line per agent.
     """
 
+    FORM_ID = "MAIN"
+
     def create(self):
         super().create()
         self.table = views.FLEET
@@ -143,7 +145,8 @@ class FleetForm(LoopyForm):
         self.status = self.add(npyscreen.FixedText, editable=False, rely=self.lines - 3)
 
     def beforeEditing(self):
-        self.parentApp.client_call("set_detail", "")
+        if not self.parentApp.agent_id:
+            self.parentApp.client_call("set_detail", "")
         self.refresh_data()
 
     def refresh_data(self):
@@ -169,13 +172,15 @@ class FleetForm(LoopyForm):
     def on_enter(self, index):
         if 0 <= index < len(self.records):
             self.parentApp.agent_id = self.records[index].agent_id
-            self.parentApp.switchForm("AGENT")
+            self.parentApp.switchForm(AgentForm.FORM_ID)
 
 
 class AgentForm(LoopyForm):
     """
     One agent: a summary, then a tab of traffic, TCP connections or DNS.
     """
+
+    FORM_ID = "AGENT"
 
     def create(self):
         super().create()
@@ -186,6 +191,7 @@ class AgentForm(LoopyForm):
             "^I": self.on_next_tab,
         })
         self.tab = "traffic"
+        self.shown_agent = None
         self.tables = {name: spec[0] for name, spec in views.TABS.items()}
         self.summary = [
             self.add(npyscreen.FixedText, editable=False, rely=1 + i) for i in range(4)
@@ -197,8 +203,12 @@ class AgentForm(LoopyForm):
         self.status = self.add(npyscreen.FixedText, editable=False, rely=self.lines - 3)
 
     def beforeEditing(self):
-        self.filter_text = ""
-        self.parentApp.client_call("set_detail", self.parentApp.agent_id)
+        if self.parentApp.agent_id != self.shown_agent:
+            # A different agent: start from a clean view (back from help keeps it).
+            self.shown_agent = self.parentApp.agent_id
+            self.filter_text = ""
+            self.rows.cursor_line = 0
+            self.parentApp.client_call("set_detail", self.shown_agent)
         self.refresh_data()
 
     def entry(self):
@@ -247,7 +257,30 @@ class AgentForm(LoopyForm):
         self.refresh_data()
 
     def on_escape(self):
-        self.parentApp.switchForm("MAIN")
+        self.shown_agent = None
+        self.parentApp.agent_id = ""
+        self.parentApp.switchForm(FleetForm.FORM_ID)
+
+
+class HelpPager(npyscreen.Pager):
+    """
+    The help text; Enter, Esc, q or ? close it, arrows scroll.
+    """
+
+    def set_up_handlers(self):
+        super().set_up_handlers()
+        for key in (curses.ascii.NL, curses.ascii.CR, curses.KEY_ENTER,
+                    curses.ascii.ESC, ord("q"), ord("?")):
+            self.handlers[key] = self._close
+
+    def _close(self, _key):
+        self.parent.parentApp.switchForm(self.parent.return_to)
+
+
+class HelpForm(npyscreen.FormBaseNew):
+    def create(self):
+        self.return_to = "MAIN"
+        self.add(HelpPager, values=views.HELP.splitlines() + ["", "(Enter, Esc, q or ? to close)"])
 
 
 class LoopyApp(npyscreen.NPSAppManaged):
@@ -263,8 +296,13 @@ class LoopyApp(npyscreen.NPSAppManaged):
         self.reactor.callFromThread(getattr(self.client, name), *args)
 
     def onStart(self):
-        self.addForm("MAIN", FleetForm, name="Loopy · fleet")
-        self.addForm("AGENT", AgentForm, name="Loopy · agent")
+        self.addForm(FleetForm.FORM_ID, FleetForm, name="Loopy · fleet")
+        self.addForm(AgentForm.FORM_ID, AgentForm, name="Loopy · agent")
+        self.addForm("HELP", HelpForm, name="Loopy · help")
+
+    def show_help(self, return_to: str) -> None:
+        self.getForm("HELP").return_to = return_to
+        self.switchForm("HELP")
 
 
 def run_tui(endpoint: str) -> int:

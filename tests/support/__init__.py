@@ -1,0 +1,3 @@
+"""
+Programs the end-to-end tests run as real processes (not tests themselves).
+"""

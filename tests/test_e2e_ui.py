@@ -1,0 +1,124 @@
+"""
+The real terminal UI in tmux, against a real hub and agent on ``lo``:
+keys in with ``send-keys``, the screen out with ``capture-pane``.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+
+from twisted.internet import defer
+
+from tests import e2e
+
+
+class Tmux:
+    """
+    A private tmux server (its own socket) running one program in a pane of
+    a fixed size.
+    """
+
+    def __init__(self, socket_name: str):
+        self.socket = socket_name
+        self.tmux = e2e.require_tool("tmux")
+
+    def _run(self, *args: str, check: bool = True) -> str:
+        done = subprocess.run([self.tmux, "-L", self.socket, *args],
+                              capture_output=True, text=True, timeout=10)
+        if check and done.returncode != 0:
+            raise AssertionError(f"tmux {args}: {done.stderr}")
+        return done.stdout
+
+    def start(self, command: list[str], env: dict) -> None:
+        exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+        line = f"env {exports} {shlex.join(command)}"
+        self._run("-f", "/dev/null", "new-session", "-d", "-s", "ui",
+                  "-x", "132", "-y", "40", line)
+        self._run("set-option", "-t", "ui", "remain-on-exit", "on")
+        self._run("set-option", "-s", "escape-time", "0")
+
+    def keys(self, *keys: str) -> None:
+        self._run("send-keys", "-t", "ui", *keys)
+
+    def text(self, *keys: str) -> None:
+        self._run("send-keys", "-t", "ui", "-l", *keys)
+
+    def screen(self) -> str:
+        return self._run("capture-pane", "-p", "-t", "ui", check=False)
+
+    def dead(self) -> bool:
+        return self._run("list-panes", "-t", "ui", "-F", "#{pane_dead}",
+                         check=False).strip() == "1"
+
+    def kill(self) -> None:
+        self._run("kill-server", check=False)
+
+
+class TerminalUITests(e2e.FleetCase):
+    """
+    Drive ``loopy-ui`` like a person: fleet screen, agent tabs, sort, filter,
+    help, back, quit.
+    """
+
+    def wait_screen(self, *needles: str, timeout: float = 15.0, absent: str = ""):
+        def check():
+            screen = self.tmux.screen()
+            if all(n in screen for n in needles) and not (absent and absent in screen):
+                return screen
+            return None
+
+        return e2e.poll(check, timeout, what=f"{needles} on screen:\n{self.tmux.screen()}")
+
+    @defer.inlineCallbacks
+    def test_fleet_agent_tabs_filter_help_quit(self):
+        self.tmux = Tmux(f"loopy-test-{os.getpid()}")
+        self.addCleanup(self.tmux.kill)
+        made = yield self.connections([(300, 7000)])
+        yield self.dig_query("www.loopy.test", "A")
+        yield self.dig_query("nx.loopy.test", "A")
+        env = {"PYTHONPATH": str(e2e.REPO), "TERM": "xterm-256color", "LANG": "C.UTF-8"}
+        self.tmux.start([e2e.program("loopy-ui"), "--hub", f"127.0.0.1:{self.hub_port}"], env)
+
+        # The fleet screen: the agent's line, the link line.
+        screen = yield self.wait_screen(self.agent_id, "online", "Loopy · fleet",
+                                        "agents online")
+        self.assertIn("hub hub (", screen)
+
+        # Filter that matches nothing, then clear it.
+        self.tmux.keys("/")
+        yield self.wait_screen("Filter rows")
+        self.tmux.text("no-such-agent")
+        self.tmux.keys("Enter")
+        yield self.wait_screen("(no agents match)", "filter: no-such-agent")
+        self.tmux.keys("/")
+        yield self.wait_screen("Filter rows")
+        self.tmux.keys("C-u", "Enter")  # empty the field
+        yield self.wait_screen(self.agent_id, absent="(no agents match)")
+
+        # Open the agent: traffic tab first, then TCP and DNS.
+        self.tmux.keys("Enter")
+        yield self.wait_screen("Loopy · agent", "[1 traffic]", self.tcp_addr)
+        self.tmux.keys("2")
+        conn = made[0]
+        yield self.wait_screen("[2 tcp]", f"{self.tcp_addr}:{conn['dport']}",
+                               f"{conn['src']}:{conn['sport']}", "closed", "6.84kB")
+        # Sort by the next column, then reverse: the arrow moves and flips.
+        self.tmux.keys("s")
+        yield self.wait_screen("in▼")
+        self.tmux.keys("S")
+        yield self.wait_screen("in▲")
+        self.tmux.keys("3")
+        yield self.wait_screen("[3 dns]", "www.loopy.test", "nx.loopy.test", "NXDOMAIN",
+                               self.dns_addr)
+
+        # Help, then back to the fleet, then quit.
+        self.tmux.keys("?")
+        yield self.wait_screen("Loopy keys")
+        self.tmux.keys("Enter")
+        yield self.wait_screen("[3 dns]", absent="Loopy keys")
+        self.tmux.keys("Escape")
+        yield self.wait_screen("Loopy · fleet", self.agent_id)
+        self.tmux.keys("q")
+        yield e2e.poll(self.tmux.dead, 10, what="loopy-ui to exit on q")
