@@ -43,7 +43,8 @@ def hub_endpoint(text: str, default_port: int = DEFAULT_HUB_PORT) -> str:
     The client endpoint string for a hub address.
 
     :param text: ``HOST``, ``HOST:PORT``, ``[V6]:PORT`` or an endpoint string.
-    :raises ConfigError: for an empty address or a port that is not 1-65535.
+    :raises ConfigError: for an empty address or host, or a port that is not
+        1-65535.
     """
     text = text.strip()
     if not text:
@@ -61,6 +62,8 @@ def hub_endpoint(text: str, default_port: int = DEFAULT_HUB_PORT) -> str:
         host, port = text.split(":")
     else:
         host = text  # a name, IPv4, or a bare IPv6 address
+    if not host:
+        raise ConfigError(f"bad hub address {text!r}: no host")
     number = default_port if port in (None, "") else _port(port, text)
     return f"tcp:host={_escape(host)}:port={number}"
 

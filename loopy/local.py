@@ -24,6 +24,7 @@ from typing import Optional
 from twisted.python import usage
 
 from loopy import DEFAULT_HUB_PORT
+from loopy.options import LoopyOptions
 
 
 def default_data_dir() -> Path:
@@ -37,8 +38,8 @@ def default_data_dir() -> Path:
     return Path(base) / "loopy"
 
 
-class Options(usage.Options):
-    synopsis = "[--port PORT] [--interface IFACE] [--data DIR]"
+class Options(LoopyOptions):
+    synopsis = "Usage: loopy-local [--port PORT] [--interface IFACE] [--data DIR]"
     longdesc = (
         "Run Loopy on this machine: a hub on 127.0.0.1, an agent on every "
         "interface, and the terminal UI. Leaving the UI (q) stops them. "

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Optional
 
 from attrs import field, frozen
-from attrs.validators import ge, instance_of, optional
+from attrs.validators import ge, instance_of
 
 
 def _nonneg():

@@ -31,6 +31,7 @@ from typing import Any, Callable
 
 import cattrs
 from cattrs.preconf.json import make_converter
+from twisted.internet.defer import fail
 from twisted.logger import Logger
 from twisted.protocols import amp
 
@@ -147,6 +148,8 @@ def decode_record(data: bytes, record_type: type) -> Any:
         raise WireError(f"not zlib data: {e}") from None
     if len(raw) > MAX_RECORD_BYTES or inflater.unconsumed_tail:
         raise WireError(f"record exceeds {MAX_RECORD_BYTES} bytes")
+    if inflater.unused_data or not inflater.eof:
+        raise WireError("record is not exactly one complete zlib stream")
     try:
         value = json.loads(raw)
         return converter.structure(value, record_type)
@@ -249,8 +252,9 @@ class GetFleet(amp.Command):
 class BoundedAMP(amp.AMP):
     """
     AMP with bounds on what a peer may send in one box (L{MAX_BOX_KEYS},
-    L{MAX_BOX_BYTES}).  A peer past a bound is disconnected and
-    C{on_protocol_error} is called with a reason.
+    L{MAX_BOX_BYTES}).  A peer past a bound, or whose command arguments do
+    not decode, is disconnected and C{on_protocol_error} is called with a
+    reason.
     """
 
     on_protocol_error: Callable[[str], None] = staticmethod(lambda reason: None)
@@ -270,6 +274,26 @@ class BoundedAMP(amp.AMP):
             )
             return "dead"
         return amp.AMP.proto_value(self, string)
+
+    def locateResponder(self, name):
+        """
+        As AMP's, but a command whose arguments do not decode (a record past
+        L{MAX_RECORD_BYTES}, bad JSON) is the peer's protocol error too.
+        """
+        responder = amp.AMP.locateResponder(self, name)
+        if responder is None:
+            return None
+
+        def parse_or_drop(box):
+            # AMP parses the arguments before calling the responder method,
+            # so only those errors are raised here, not the method's.
+            try:
+                return responder(box)
+            except WireError as e:
+                self._protocol_error(f"bad {name.decode('ascii', 'replace')} arguments: {e}")
+                return fail(amp.RemoteAmpError(b"WIRE_ERROR", str(e), fatal=True))
+
+        return parse_or_drop
 
     def proto_dead(self, string):
         """

@@ -7,6 +7,7 @@ checked through ``loopy-ui --json``.
 from __future__ import annotations
 
 from twisted.internet import defer
+from twisted.trial import unittest
 
 from tests import e2e
 
@@ -123,6 +124,13 @@ class EndToEndSliceTests(e2e.FleetCase):
             return None
 
         agent = yield e2e.poll(back, 30, what="the restarted agent online")
+        self.assertEqual((agent["hostname"], agent["hub"]), (first["hostname"], "hub"))
+
+
+class JsonWithoutHubTests(unittest.TestCase):
+    """
+    ``loopy-ui --json`` when there is no hub.
+    """
 
     @defer.inlineCallbacks
     def test_json_without_hub(self):

@@ -13,30 +13,10 @@ from loopy.analysis.base import AnalyserConfig, find_analysers
 from loopy.dissect import bpf
 from loopy.endpoints import hub_endpoint, tcp_target
 from loopy.errors import LoopyError
+from loopy.options import LoopyOptions, port, positive_float, positive_int
 
 
-def _positive_int(value: str) -> int:
-    number = int(value)
-    if number <= 0:
-        raise ValueError("must be a positive whole number")
-    return number
-
-
-def _positive_float(value: str) -> float:
-    number = float(value)
-    if not number > 0:
-        raise ValueError("must be a positive number of seconds")
-    return number
-
-
-def _port(value: str) -> int:
-    number = int(value)
-    if not 0 < number < 65536:
-        raise ValueError("must be a port number, 1-65535")
-    return number
-
-
-class Options(usage.Options):
+class Options(LoopyOptions):
     """
     Options of ``twistd loopy-agent``.
     """
@@ -57,12 +37,12 @@ class Options(usage.Options):
         ["filter", None, None,
          "Capture only traffic matching this tcpdump expression (pcap-filter(7))."],
         ["agent-id", None, None, "This agent's id in the fleet [default: host name]."],
-        ["interval", None, 1.0, "Seconds between reports.", _positive_float],
-        ["batch", None, 256, "Most frames read per socket per wake-up.", _positive_int],
+        ["interval", None, 1.0, "Seconds between reports.", positive_float],
+        ["batch", None, 256, "Most frames read per socket per wake-up.", positive_int],
         ["max-connections", None, 100000,
-         "TCP connection table bound (least recently active dropped).", _positive_int],
+         "TCP connection table bound (least recently active dropped).", positive_int],
         ["max-hosts", None, 10000,
-         "Host and conversation table bound (lighter half dropped).", _positive_int],
+         "Host and conversation table bound (lighter half dropped).", positive_int],
         ["analysers", None, None,
          "Comma-separated analysers to run [default: every plugin found]."],
     ]
@@ -74,8 +54,8 @@ class Options(usage.Options):
 
     def opt_interface(self, name):
         """
-        Capture on this interface (repeatable); "any" for every interface,
-        including ones that appear later [default: any].
+        Capture on this interface (repeatable); "any": every interface, also
+        ones that appear later [default: any].
         """
         self["interfaces"].append(name)
 
@@ -86,15 +66,22 @@ class Options(usage.Options):
         Parse UDP and TCP traffic on this port as DNS (repeatable) [default: 53].
         """
         try:
-            self["dns-ports"].append(_port(value))
+            self["dns-ports"].append(port(value))
         except ValueError as e:
             raise usage.UsageError(f"--dns-port {value!r}: {e}") from None
 
     def postOptions(self):
+        from twisted.internet import reactor
+        from twisted.internet.endpoints import clientFromString
+
         try:
             self["hub"] = hub_endpoint(self["hub"])
         except LoopyError as e:
             raise usage.UsageError(str(e)) from None
+        try:
+            clientFromString(reactor, self["hub"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise usage.UsageError(f"bad --hub {self['hub']!r}: {e}") from None
         self["interfaces"] = tuple(self["interfaces"] or ["any"])
         for name in self["interfaces"]:
             if name != "any" and name not in {n for _, n in socket.if_nameindex()}:

@@ -16,12 +16,15 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
 from loopy import __version__
+from loopy.errors import WireError
 from loopy.model import AgentReport
 from loopy.wire import AgentHello, BoundedAMP, Report
 
 log = Logger()
 
-#: Reconnect delays: 0.5 s, growing 1.5× per failure, at most 10 s.
+#: Reconnect delays (Twisted's backoffPolicy): 0.5 s × 1.5^attempts, capped at
+#: 10 s, plus up to 1 s of random jitter, so the first retry waits 0.75-1.75 s
+#: and none waits more than 11 s.
 RETRY_POLICY = backoffPolicy(initialDelay=0.5, maxDelay=10.0, factor=1.5)
 
 
@@ -71,6 +74,7 @@ class Uplink(Service):
         self.hub_name: Optional[str] = None
         self.reports_sent = self.reports_acked = 0
         self.reports_unsent = self.reports_failed = 0
+        self._unsent_logged = 0
         self._client = ClientService(
             clientFromString(reactor, endpoint),
             Factory.forProtocol(lambda: AgentLink(self)),
@@ -102,6 +106,12 @@ class Uplink(Service):
             self.hub_name = answer["hub"]
             log.info("linked to hub {hub} at {endpoint}",
                      hub=self.hub_name, endpoint=self.endpoint)
+            if self.reports_unsent > self._unsent_logged:
+                log.warn("{count} reports made while no hub was linked were dropped "
+                         "({total} since start)",
+                         count=self.reports_unsent - self._unsent_logged,
+                         total=self.reports_unsent)
+                self._unsent_logged = self.reports_unsent
 
         def refused(failure):
             log.warn("hub at {endpoint} refused this agent: {error}",
@@ -125,8 +135,14 @@ class Uplink(Service):
         if not self.linked:
             self.reports_unsent += 1
             return
+        try:
+            d = self._link.callRemote(Report, report=report)
+        except WireError as e:
+            # Encoding happens at once: a report past MAX_RECORD_BYTES.
+            self.reports_failed += 1
+            log.error("report {seq} cannot be sent: {error}", seq=report.seq, error=e)
+            return
         self.reports_sent += 1
-        d = self._link.callRemote(Report, report=report)
 
         def acked(_answer):
             self.reports_acked += 1

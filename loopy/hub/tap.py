@@ -10,23 +10,11 @@ import socket
 from twisted.python import usage
 
 from loopy import DEFAULT_HUB_PORT
+from loopy.endpoints import listen_port
+from loopy.options import LoopyOptions, positive_float, positive_int
 
 
-def _positive_float(value: str) -> float:
-    number = float(value)
-    if not number > 0:
-        raise ValueError("must be a positive number of seconds")
-    return number
-
-
-def _positive_int(value: str) -> int:
-    number = int(value)
-    if number <= 0:
-        raise ValueError("must be a positive whole number")
-    return number
-
-
-class Options(usage.Options):
+class Options(LoopyOptions):
     """
     Options of ``twistd loopy-hub``.
     """
@@ -44,10 +32,10 @@ class Options(usage.Options):
         ["name", None, None, "This hub's name [default: host name]."],
         ["stale-after", None, 3.0,
          "Seconds without a report before a linked agent shows as stale.",
-         _positive_float],
+         positive_float],
         ["push-interval", None, 1.0, "Seconds between pushes to each UI.",
-         _positive_float],
-        ["max-agents", None, 10000, "Agents this hub will track.", _positive_int],
+         positive_float],
+        ["max-agents", None, 10000, "Agents this hub will track.", positive_int],
     ]
 
     def postOptions(self):
@@ -58,6 +46,9 @@ class Options(usage.Options):
             serverFromString(reactor, self["listen"])
         except (ValueError, KeyError, TypeError) as e:
             raise usage.UsageError(f"bad --listen {self['listen']!r}: {e}") from None
+        port = listen_port(self["listen"])
+        if port is not None and not 0 <= port < 65536:
+            raise usage.UsageError(f"bad --listen {self['listen']!r}: use a port 0-65535")
         self["name"] = self["name"] or socket.gethostname()
 
 

@@ -14,10 +14,11 @@ from twisted.python import usage
 from loopy import DEFAULT_HUB_PORT
 from loopy.endpoints import hub_endpoint
 from loopy.errors import LoopyError
+from loopy.options import LoopyOptions
 
 
-class Options(usage.Options):
-    synopsis = "[--hub HOST[:PORT]] [--json]"
+class Options(LoopyOptions):
+    synopsis = "Usage: loopy-ui [--hub HOST[:PORT]] [--json]"
     longdesc = (
         "Watch a Loopy fleet through a hub. Keys: ? help, q quit. With --json, "
         "print the fleet once as JSON and exit (0 on success, 2 when the hub "
@@ -31,13 +32,20 @@ class Options(usage.Options):
     ]
 
     def postOptions(self):
+        from twisted.internet import reactor
+        from twisted.internet.endpoints import clientFromString
+
         try:
             self["endpoint"] = hub_endpoint(self["hub"])
         except LoopyError as e:
             raise usage.UsageError(str(e)) from None
+        try:
+            clientFromString(reactor, self["endpoint"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise usage.UsageError(f"bad --hub {self['hub']!r}: {e}") from None
 
 
-def fetch_json(endpoint: str, timeout: float, reactor) -> "Deferred":
+def fetch_json(endpoint: str, timeout: float, reactor):
     """
     Connect, ask for the fleet (L{GetFleet}) and return its JSON document.
 

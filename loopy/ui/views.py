@@ -61,23 +61,31 @@ def fleet_document(view: FleetView) -> dict:
 
 def human(value: float, unit: str = "", base: int = 1000) -> str:
     """
-    A number in at most 5 characters plus a unit: ``950``, ``1.2k``,
-    ``34.5M``, ``1.0G`` (SI for rates; C{base} 1024 for octets).
+    A number in at most 5 characters plus a unit: ``950``, ``1.23k``,
+    ``34.5M``, ``1.00G`` (SI for rates; C{base} 1024 for octets).  The prefix
+    is chosen after rounding, so 999.6 is ``1.00k``, not ``1000``.
     """
     value = float(value)
     for prefix in ("", "k", "M", "G", "T", "P"):
-        if abs(value) < base or prefix == "P":
-            if prefix == "":
-                text = f"{value:.0f}"
-            elif abs(value) < 10:
-                text = f"{value:.2f}{prefix}"
-            elif abs(value) < 100:
-                text = f"{value:.1f}{prefix}"
-            else:
-                text = f"{value:.0f}{prefix}"
-            return text + unit
+        if prefix:
+            text = _three_digits(value)
+        elif 0 < abs(value) < 9.95 and value != int(value):
+            text = f"{value:.1f}"  # slow rates: 0.5 queries/s is not 0
+        else:
+            text = f"{value:.0f}"
+        if abs(float(text)) < base or prefix == "P":
+            return text + prefix + unit
         value /= base
     raise AssertionError("unreachable")
+
+
+def _three_digits(value: float) -> str:
+    # 2 decimals below 10, 1 below 100, else none; judged after rounding.
+    for decimals in (2, 1):
+        text = f"{value:.{decimals}f}"
+        if abs(float(text)) < 10 ** (3 - decimals):
+            return text
+    return f"{value:.0f}"
 
 
 def octets(value: float) -> str:
@@ -157,7 +165,7 @@ def render(
     kept = [r for r in records if not needle or needle in searchable(r).lower()]
     column = table.columns[table.sort]
     kept.sort(key=lambda r: _sortable(column.key(r)), reverse=table.descending)
-    header = " ".join(_cell(c.title + _arrow(table, i), c) for i, c in enumerate(table.columns))
+    header = " ".join(_title(table, i) for i in range(len(table.columns)))
     rows = [" ".join(_cell(c.text(r), c) for c in table.columns) for r in kept]
     return header, rows, kept
 
@@ -168,12 +176,25 @@ def _arrow(table: Table, index: int) -> str:
     return "▼" if table.descending else "▲"
 
 
+def _title(table: Table, index: int) -> str:
+    # The sort arrow always shows: a title too long for it is cut instead.
+    column = table.columns[index]
+    arrow = _arrow(table, index)
+    title = column.title
+    if arrow and len(title) + 1 > column.width:
+        title = title[: column.width - 2] + "…"
+    return _cell(title + arrow, column)
+
+
 def _sortable(value: Any) -> Any:
-    # None sorts below everything; mixed types sort by text.
+    # None sorts below everything; tuples sort item by item; mixed types
+    # sort by text.
     if value is None:
         return (0, 0)
     if isinstance(value, (int, float)):
         return (1, value)
+    if isinstance(value, tuple):
+        return (3, tuple(_sortable(v) for v in value))
     return (2, str(value))
 
 

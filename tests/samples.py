@@ -1,0 +1,246 @@
+"""
+Sample records and frames shared by the unit tests.
+
+Every value is fixed, so tests can compare whole records and exact strings.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from twisted.protocols import amp
+
+from loopy.model import (
+    AgentEntry,
+    AgentReport,
+    AgentSummary,
+    CaptureStats,
+    Conversation,
+    DnsQuery,
+    DnsSnapshot,
+    FleetView,
+    HostTraffic,
+    HubInfo,
+    InterfaceStats,
+    IpSnapshot,
+    NameCount,
+    ProtocolCount,
+    TcpConnection,
+    TcpSnapshot,
+)
+
+#: Seconds since the Unix epoch used as "now" by tests (2023-11-14).
+T0 = 1_700_000_000.0
+
+
+def ip_snapshot() -> IpSnapshot:
+    return IpSnapshot(
+        packets_in=120,
+        packets_out=80,
+        bytes_in=96000,
+        bytes_out=12000,
+        pps_in=12.0,
+        pps_out=8.0,
+        bps_in=76800.0,
+        bps_out=9600.0,
+        protocols={
+            "tcp": ProtocolCount(packets=150, bytes=100000),
+            "udp": ProtocolCount(packets=40, bytes=6000),
+            "arp": ProtocolCount(packets=10, bytes=600),
+        },
+        top_talkers=(
+            HostTraffic("10.0.0.2", 50, 60000, 40, 3000),
+            HostTraffic("10.0.0.1", 40, 3000, 50, 60000),
+        ),
+        top_conversations=(Conversation("10.0.0.1", "10.0.0.2", 40, 3000, 50, 60000),),
+        hosts_tracked=2,
+        conversations_tracked=1,
+    )
+
+
+def tcp_snapshot() -> TcpSnapshot:
+    return TcpSnapshot(
+        syn=3,
+        syn_ack=3,
+        established=2,
+        closed=1,
+        reset=1,
+        half_open=1,
+        active=1,
+        retransmissions=4,
+        connections=(
+            TcpConnection(
+                src="10.0.0.1",
+                sport=40000,
+                dst="10.0.0.2",
+                dport=443,
+                state="established",
+                packets_out=10,
+                bytes_out=1500,
+                packets_in=12,
+                bytes_in=20000,
+                ip_bytes_out=2020,
+                ip_bytes_in=20624,
+                rtt_ms=1.25,
+                retransmissions=1,
+                first_seen=T0 - 5,
+                last_seen=T0 - 1,
+            ),
+        ),
+        connections_tracked=3,
+    )
+
+
+def dns_snapshot() -> DnsSnapshot:
+    return DnsSnapshot(
+        queries_total=5,
+        responses_total=4,
+        matched=4,
+        unanswered=1,
+        nxdomain=1,
+        qps=0.5,
+        rcodes={"NOERROR": 3, "NXDOMAIN": 1},
+        qtypes={"A": 4, "AAAA": 1},
+        top_names=(NameCount("example.com", 3),),
+        queries=(
+            DnsQuery(
+                ts=T0 - 2,
+                client="10.0.0.1",
+                sport=5353,
+                server="10.0.0.53",
+                dport=53,
+                transport="udp",
+                id=4660,
+                qname="example.com",
+                qtype="A",
+                rcode="NOERROR",
+                answers=("A 93.184.216.34",),
+                latency_ms=12.5,
+            ),
+        ),
+    )
+
+
+def report(
+    agent_id: str = "agent-a",
+    epoch: int = 1_700_000_000_000_000,
+    seq: int = 1,
+    hostname: str = "host-a",
+    analysers=None,
+) -> AgentReport:
+    """
+    A full report: capture stats, the three built-in snapshots and one
+    snapshot of an analyser no process knows (C{"arp"}, a plain dict).
+    """
+    if analysers is None:
+        analysers = {
+            "ip": ip_snapshot(),
+            "tcp": tcp_snapshot(),
+            "dns": dns_snapshot(),
+            "arp": {"requests": 3, "replies": [1, 2]},
+        }
+    return AgentReport(
+        agent_id=agent_id,
+        hostname=hostname,
+        epoch=epoch,
+        seq=seq,
+        ts=T0,
+        interval=1.0,
+        capture=CaptureStats(
+            frames=200,
+            bytes=108000,
+            kernel_drops=2,
+            malformed=1,
+            batches=20,
+            full_batches=0,
+            interfaces=(InterfaceStats("eth0", 200, 108000, 2),),
+        ),
+        analysers=analysers,
+    )
+
+
+def hub_info(**changes) -> HubInfo:
+    values = dict(
+        name="hub-a",
+        endpoint="tcp:7420",
+        version="0.1.0",
+        started=T0 - 60,
+        now=T0,
+        agents_linked=1,
+        uis_linked=1,
+    )
+    values.update(changes)
+    return HubInfo(**values)
+
+
+def entry(agent_id: str = "agent-a", status: str = "online", with_report=True,
+          **changes) -> AgentEntry:
+    values = dict(
+        agent_id=agent_id,
+        hostname="host-" + agent_id[-1],
+        status=status,
+        hub="hub-a",
+        epoch=1_700_000_000_000_000,
+        seq=1,
+        last_heard=T0 - 0.5,
+        summary=AgentSummary(pps_in=12.0, pps_out=8.0, bps_in=76800.0, bps_out=9600.0,
+                             tcp_active=1, dns_qps=0.5, frames=200, kernel_drops=2,
+                             malformed=1),
+        report=report(agent_id) if with_report else None,
+    )
+    values.update(changes)
+    return AgentEntry(**values)
+
+
+def view() -> FleetView:
+    return FleetView(hub=hub_info(), agents=(entry("agent-a"), entry("agent-b", "stale",
+                                                                       with_report=False)))
+
+
+# -- frames -------------------------------------------------------------------
+
+
+def _checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def udp_frame(src: bytes = bytes([10, 0, 0, 1]), dst: bytes = bytes([10, 0, 0, 53]),
+              sport: int = 5353, dport: int = 53, payload: bytes = b"hello") -> bytes:
+    """
+    An Ethernet II / IPv4 / UDP frame (RFC 791, RFC 768).
+    """
+    udp = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+    header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0, src, dst)
+    header = header[:10] + struct.pack("!H", _checksum(header)) + header[12:]
+    eth = b"\x02\x00\x00\x00\x00\x02" + b"\x02\x00\x00\x00\x00\x01" + b"\x08\x00"
+    return eth + header + udp
+
+
+# -- AMP boxes, byte for byte -------------------------------------------------
+
+
+def box_bytes(pairs) -> bytes:
+    """
+    Serialize C{(key, value)} pairs as one AMP box (16-bit length prefixes,
+    an empty key to end), without AMP's own checks on key and value size.
+    """
+    out = []
+    for key, value in pairs:
+        out.append(struct.pack("!H", len(key)) + key)
+        out.append(struct.pack("!H", len(value)) + value)
+    out.append(b"\x00\x00")
+    return b"".join(out)
+
+
+class Ping(amp.Command):
+    """
+    A command with no arguments, for tests that need a box to be answered.
+    """
+
+    arguments: list = []
+    response: list = []

@@ -1,0 +1,213 @@
+"""
+Tests for L{loopy.agent.tap}: the agent's options and composition root.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from twisted.application.service import MultiService
+from twisted.internet.testing import MemoryReactorClock
+from twisted.python import usage
+from twisted.trial.unittest import SynchronousTestCase
+
+from loopy.agent import tap
+from loopy.agent.service import CaptureService, ReportLoop
+from loopy.agent.uplink import Uplink
+from loopy.analysis.base import AnalyserConfig
+
+EXCLUDE_DEFAULT_HUB = "(not ((tcp and host 127.0.0.1 and port 7420)))"
+
+
+def parse(*argv: str) -> tap.Options:
+    options = tap.Options()
+    options.parseOptions(list(argv))
+    return options
+
+
+class OptionsTests(SynchronousTestCase):
+    def assertUsageError(self, argv, message=None):
+        error = self.assertRaises(usage.UsageError, parse, *argv)
+        if message is not None:
+            self.assertEqual(str(error), message)
+        return error
+
+    def test_defaults(self):
+        options = parse()
+        self.assertEqual(
+            {key: options[key] for key in [
+                "hub", "interfaces", "kernel-filter", "filter", "agent-id", "interval",
+                "batch", "max-connections", "max-hosts", "analysers", "dns-ports",
+                "promisc"]},
+            {
+                "hub": "tcp:127.0.0.1:7420",
+                "interfaces": ("any",),
+                "kernel-filter": EXCLUDE_DEFAULT_HUB,
+                "filter": None,
+                "agent-id": socket.gethostname(),
+                "interval": 1.0,
+                "batch": 256,
+                "max-connections": 100000,
+                "max-hosts": 10000,
+                "analysers": None,
+                "dns-ports": [],
+                "promisc": 0,
+            },
+        )
+
+    def test_hub_address(self):
+        options = parse("--hub", "10.0.0.9:7500")
+        self.assertEqual(options["hub"], "tcp:host=10.0.0.9:port=7500")
+        self.assertEqual(
+            options["kernel-filter"], "(not ((tcp and host 10.0.0.9 and port 7500)))"
+        )
+
+    def test_hub_ipv6(self):
+        options = parse("--hub", "[::1]:7500")
+        self.assertEqual(options["kernel-filter"], "(not ((tcp and host ::1 and port 7500)))")
+
+    def test_hub_unix(self):
+        """
+        A hub over a UNIX socket needs no exclusion from the capture.
+        """
+        options = parse("--hub", "unix:/run/loopy.sock")
+        self.assertIsNone(options["kernel-filter"])
+        options = parse("--hub", "unix:/run/loopy.sock", "--filter", "udp")
+        self.assertEqual(options["kernel-filter"], "(udp)")
+
+    def test_bad_hub_port(self):
+        self.assertUsageError(
+            ["--hub", "hub:70000"], "bad port in hub address 'hub:70000': use 1-65535"
+        )
+
+    def test_empty_hub(self):
+        self.assertUsageError(["--hub", " "], "empty hub address")
+
+    def test_bad_hub_endpoint(self):
+        """
+        An endpoint string Twisted cannot parse is a usage error, not a
+        traceback when the service is made.
+        """
+        self.assertUsageError(
+            ["--hub", "tcp:hub"],
+            "bad --hub 'tcp:hub': TCP4ClientEndpoint.__init__() missing 1 required "
+            "positional argument: 'port'",
+        )
+        self.assertUsageError(
+            ["--hub", "tcp6:hub:1"], "bad --hub 'tcp6:hub:1': Unknown endpoint type: 'tcp6'"
+        )
+
+    def test_filter(self):
+        """
+        A user filter is combined with the exclusion of the agent's hub
+        link.
+        """
+        options = parse("--filter", "udp port 53")
+        self.assertEqual(options["filter"], "udp port 53")
+        self.assertEqual(options["kernel-filter"], EXCLUDE_DEFAULT_HUB + " and (udp port 53)")
+
+    def test_bad_filter(self):
+        """
+        A filter libpcap does not compile is a usage error quoting libpcap.
+        """
+        error = self.assertUsageError(["--filter", "tcp port"])
+        self.assertTrue(str(error).startswith("bad capture filter "), str(error))
+        self.assertIn("and (tcp port)", str(error))
+        self.assertIn("syntax error", str(error))
+
+    def test_interfaces(self):
+        options = parse("--interface", "lo", "-i", "lo")
+        self.assertEqual(options["interfaces"], ("lo", "lo"))
+
+    def test_any_interface(self):
+        self.assertEqual(parse("-i", "any")["interfaces"], ("any",))
+
+    def test_unknown_interface(self):
+        self.assertUsageError(
+            ["-i", "lo", "-i", "nosuch0"], "no network interface named 'nosuch0'"
+        )
+
+    def test_numbers(self):
+        options = parse("--interval", "0.25", "--batch", "64", "--max-connections", "5",
+                        "--max-hosts", "6")
+        self.assertEqual(
+            (options["interval"], options["batch"], options["max-connections"],
+             options["max-hosts"]),
+            (0.25, 64, 5, 6),
+        )
+
+    def test_bad_numbers(self):
+        for argv in [["--interval", "0"], ["--interval", "-1"], ["--interval", "soon"],
+                     ["--batch", "0"], ["--batch", "1.5"], ["--max-connections", "-3"],
+                     ["--max-hosts", "many"]]:
+            self.assertUsageError(argv)
+        self.assertUsageError(
+            ["--interval", "0"],
+            "Parameter type enforcement failed: must be a positive number of seconds",
+        )
+
+    def test_dns_ports(self):
+        self.assertEqual(parse("--dns-port", "5353", "--dns-port", "53")["dns-ports"], [5353, 53])
+
+    def test_bad_dns_port(self):
+        self.assertUsageError(["--dns-port", "0"], "--dns-port '0': must be a port number, 1-65535")
+        self.assertUsageError(["--dns-port", "65536"])
+        self.assertUsageError(["--dns-port", "dns"])
+
+    def test_analysers(self):
+        self.assertEqual(parse("--analysers", " ip, dns,,")["analysers"], ["ip", "dns"])
+
+    def test_agent_id(self):
+        self.assertEqual(parse("--agent-id", "web-1")["agent-id"], "web-1")
+
+    def test_analyser_config(self):
+        options = parse("--max-hosts", "7", "--max-connections", "8", "--dns-port", "5353")
+        self.assertEqual(
+            tap.analyser_config(options),
+            AnalyserConfig(hosts_max=7, conversations_max=7, tcp_connections_max=8,
+                           dns_ports=frozenset({5353})),
+        )
+        self.assertEqual(tap.analyser_config(parse()).dns_ports, frozenset({53}))
+
+
+class MakeServiceTests(SynchronousTestCase):
+    def setUp(self):
+        self.reactor = MemoryReactorClock()
+        self.reactor.advance(1_700_000_000.25)
+
+    def test_children(self):
+        """
+        The service is capture, uplink and report loop, and starts nothing.
+        """
+        options = parse("--hub", "10.0.0.9:7500", "-i", "lo", "--analysers", "ip")
+        top = tap.makeService(options, self.reactor)
+        self.assertIsInstance(top, MultiService)
+        self.assertEqual(
+            [type(child) for child in top], [CaptureService, Uplink, ReportLoop]
+        )
+        capture, uplink, _loop = top
+        self.assertEqual(uplink.endpoint, "tcp:host=10.0.0.9:port=7500")
+        self.assertEqual(capture.sockets, {})
+        self.assertFalse(top.running)
+        self.assertEqual(self.reactor.tcpClients, [])
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_hello(self):
+        """
+        The uplink says hello with the agent id, this host's name, and an
+        epoch of the start time in microseconds.
+        """
+        top = tap.makeService(parse("--agent-id", "web-1", "--analysers", "ip"), self.reactor)
+        uplink = list(top)[1]
+        self.assertEqual(
+            uplink._hello(),
+            {"agent_id": "web-1", "hostname": socket.gethostname(),
+             "epoch": 1_700_000_000_250_000},
+        )
+
+    def test_unknown_analyser(self):
+        error = self.assertRaises(
+            usage.UsageError, tap.makeService, parse("--analysers", "ip,nope"), self.reactor
+        )
+        self.assertTrue(str(error).startswith("no analyser plugin named nope (found: "),
+                        str(error))

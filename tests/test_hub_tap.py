@@ -1,0 +1,122 @@
+"""
+Tests for L{loopy.hub.tap}: the hub's options and composition root.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from twisted.application.internet import StreamServerEndpointService
+from twisted.application.service import MultiService
+from twisted.internet.testing import MemoryReactorClock
+from twisted.python import usage
+from twisted.trial.unittest import SynchronousTestCase
+
+from loopy.hub import tap
+from loopy.hub.server import Hub
+
+
+def parse(*argv: str) -> tap.Options:
+    options = tap.Options()
+    options.parseOptions(list(argv))
+    return options
+
+
+class OptionsTests(SynchronousTestCase):
+    def assertUsageError(self, argv, message=None):
+        error = self.assertRaises(usage.UsageError, parse, *argv)
+        if message is not None:
+            self.assertEqual(str(error), message)
+
+    def test_defaults(self):
+        options = parse()
+        self.assertEqual(
+            {key: options[key] for key in
+             ["listen", "name", "stale-after", "push-interval", "max-agents"]},
+            {
+                "listen": "tcp:7420:interface=127.0.0.1",
+                "name": socket.gethostname(),
+                "stale-after": 3.0,
+                "push-interval": 1.0,
+                "max-agents": 10000,
+            },
+        )
+
+    def test_values(self):
+        options = parse("--listen", "tcp:7500", "--name", "hub-a", "--stale-after", "2.5",
+                        "--push-interval", "0.5", "--max-agents", "3")
+        self.assertEqual(
+            (options["listen"], options["name"], options["stale-after"],
+             options["push-interval"], options["max-agents"]),
+            ("tcp:7500", "hub-a", 2.5, 0.5, 3),
+        )
+
+    def test_unix_listen(self):
+        self.assertEqual(parse("--listen", "unix:/run/loopy.sock")["listen"],
+                         "unix:/run/loopy.sock")
+
+    def test_bad_listen(self):
+        self.assertUsageError(
+            ["--listen", "bogus:7420"], "bad --listen 'bogus:7420': Unknown endpoint type: 'bogus'"
+        )
+        self.assertUsageError(
+            ["--listen", "tcp:seven"],
+            "bad --listen 'tcp:seven': invalid literal for int() with base 10: 'seven'",
+        )
+
+    def test_listen_port_range(self):
+        self.assertUsageError(
+            ["--listen", "tcp:70000"], "bad --listen 'tcp:70000': use a port 0-65535"
+        )
+        self.assertUsageError(["--listen", "tcp:-1"], "bad --listen 'tcp:-1': use a port 0-65535")
+        self.assertEqual(parse("--listen", "tcp:0")["listen"], "tcp:0")
+        self.assertEqual(parse("--listen", "tcp:65535")["listen"], "tcp:65535")
+
+    def test_bad_numbers(self):
+        for argv in [["--stale-after", "0"], ["--stale-after", "later"],
+                     ["--push-interval", "-1"], ["--max-agents", "0"],
+                     ["--max-agents", "2.5"]]:
+            self.assertUsageError(argv)
+        self.assertUsageError(
+            ["--max-agents", "0"],
+            "Parameter type enforcement failed: must be a positive whole number",
+        )
+
+
+class MakeServiceTests(SynchronousTestCase):
+    def setUp(self):
+        self.reactor = MemoryReactorClock()
+        self.reactor.advance(1000)
+
+    def test_children(self):
+        """
+        The hub is one server endpoint service serving the L{Hub} factory,
+        made from the options, and starts nothing.
+        """
+        options = parse("--listen", "tcp:7500:interface=10.0.0.1", "--name", "hub-a",
+                        "--stale-after", "5", "--push-interval", "2", "--max-agents", "9")
+        top = tap.makeService(options, self.reactor)
+        self.assertIsInstance(top, MultiService)
+        (server,) = top
+        self.assertIsInstance(server, StreamServerEndpointService)
+        hub = top.hub
+        self.assertIsInstance(hub, Hub)
+        self.assertIs(server.factory, hub)
+        self.assertEqual(
+            (hub.name, hub.endpoint, hub.started, hub.fleet.stale_after,
+             hub.fleet.max_agents, hub.clock),
+            ("hub-a", "tcp:7500:interface=10.0.0.1", 1000, 5.0, 9, self.reactor),
+        )
+        self.assertFalse(top.running)
+        self.assertEqual(self.reactor.tcpServers, [])
+
+    def test_start_listens(self):
+        top = tap.makeService(parse("--listen", "tcp:7500:interface=10.0.0.1"), self.reactor)
+        top.startService()
+        self.assertEqual(
+            [(port, factory, interface) for port, factory, _backlog, interface
+             in self.reactor.tcpServers],
+            [(7500, top.hub, "10.0.0.1")],
+        )
+        self.successResultOf(top.stopService())
+        self.assertEqual(self.reactor.getDelayedCalls(), [])

@@ -1,0 +1,137 @@
+"""
+Tests for L{loopy.model}: validation, versions and summaries.
+"""
+
+from __future__ import annotations
+
+import attrs
+from twisted.trial.unittest import SynchronousTestCase
+
+from loopy.model import (
+    AgentReport,
+    AgentSummary,
+    CaptureStats,
+    Conversation,
+    HostTraffic,
+    summarize,
+)
+from tests import samples
+
+
+def _report(**changes) -> AgentReport:
+    values = dict(agent_id="a", hostname="h", epoch=5, seq=1, ts=samples.T0, interval=1.0)
+    values.update(changes)
+    return AgentReport(**values)
+
+
+class AgentReportTests(SynchronousTestCase):
+    def test_negative_seq(self):
+        error = self.assertRaises(ValueError, _report, seq=-1)
+        self.assertEqual(str(error), "'seq' must be >= 0: -1")
+
+    def test_negative_epoch(self):
+        error = self.assertRaises(ValueError, _report, epoch=-1)
+        self.assertEqual(str(error), "'epoch' must be >= 0: -1")
+
+    def test_non_integer_seq(self):
+        self.assertRaises(TypeError, _report, seq=1.5)
+        self.assertRaises(TypeError, _report, seq="1")
+
+    def test_agent_id_text(self):
+        self.assertRaises(TypeError, _report, agent_id=b"a")
+
+    def test_zero_allowed(self):
+        self.assertEqual(_report(epoch=0, seq=0).version, (0, 0))
+
+    def test_frozen(self):
+        report = _report()
+        self.assertRaises(attrs.exceptions.FrozenInstanceError, setattr, report, "seq", 2)
+        self.assertEqual(attrs.evolve(report, seq=2).seq, 2)
+
+    def test_evolve_validates(self):
+        self.assertRaises(ValueError, attrs.evolve, _report(), seq=-3)
+
+    def test_defaults(self):
+        report = _report()
+        self.assertEqual(report.capture, CaptureStats())
+        self.assertEqual(report.analysers, {})
+
+    def test_version(self):
+        self.assertEqual(_report(epoch=7, seq=3).version, (7, 3))
+
+    def test_version_order(self):
+        """
+        Versions order by epoch first, so any report of a later run sorts
+        after every report of an earlier one.
+        """
+        reports = [
+            _report(epoch=2, seq=1),
+            _report(epoch=1, seq=10),
+            _report(epoch=1, seq=2),
+            _report(epoch=2, seq=0),
+        ]
+        ordered = sorted(reports, key=lambda r: r.version)
+        self.assertEqual([r.version for r in ordered], [(1, 2), (1, 10), (2, 0), (2, 1)])
+
+
+class TotalsTests(SynchronousTestCase):
+    def test_host_bytes_total(self):
+        self.assertEqual(HostTraffic("10.0.0.1", 1, 100, 2, 250).bytes_total, 350)
+
+    def test_conversation_bytes_total(self):
+        self.assertEqual(Conversation("a", "b", 1, 100, 2, 250).bytes_total, 350)
+
+
+class SummarizeTests(SynchronousTestCase):
+    def test_records(self):
+        self.assertEqual(
+            summarize(samples.report()),
+            AgentSummary(
+                pps_in=12.0,
+                pps_out=8.0,
+                bps_in=76800.0,
+                bps_out=9600.0,
+                tcp_active=1,
+                dns_qps=0.5,
+                frames=200,
+                kernel_drops=2,
+                malformed=1,
+            ),
+        )
+
+    def test_dicts(self):
+        """
+        Snapshots that arrived as dicts (an analyser this process does not
+        know by that name) are read by key; missing keys read as zero.
+        """
+        report = _report(
+            capture=CaptureStats(frames=9, kernel_drops=4, malformed=3),
+            analysers={
+                "ip": {"pps_in": 1.5, "bps_out": 800.0},
+                "tcp": {"active": 7},
+                "dns": {"qps": 2.25},
+            },
+        )
+        self.assertEqual(
+            summarize(report),
+            AgentSummary(
+                pps_in=1.5,
+                bps_out=800.0,
+                tcp_active=7,
+                dns_qps=2.25,
+                frames=9,
+                kernel_drops=4,
+                malformed=3,
+            ),
+        )
+
+    def test_no_analysers(self):
+        report = _report(capture=CaptureStats(frames=5))
+        self.assertEqual(summarize(report), AgentSummary(frames=5))
+
+    def test_other_record(self):
+        """
+        A record without the field asked for reads as zero.
+        """
+        report = _report(analysers={"tcp": samples.dns_snapshot(), "ip": samples.tcp_snapshot()})
+        self.assertEqual(summarize(report), AgentSummary())

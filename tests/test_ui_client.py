@@ -1,0 +1,162 @@
+"""
+Tests for L{loopy.ui.client.HubClient}: a UI watching a real L{Hub} over
+in-memory connections.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.testing import MemoryReactorClock
+from twisted.test.iosim import (
+    IOPump,
+    connect,
+    connectedServerAndClient,
+    makeFakeClient,
+    makeFakeServer,
+)
+from twisted.trial.unittest import SynchronousTestCase
+
+from loopy import __version__
+from loopy.hub.server import Hub
+from loopy.ui.client import CONNECTED, CONNECTING, RECONNECTING, HubClient
+from loopy.wire import AgentHello, BoundedAMP, Report
+from tests import samples
+from tests.samples import T0
+
+
+class HubClientTests(SynchronousTestCase):
+    def setUp(self):
+        self.reactor = MemoryReactorClock()
+        self.reactor.advance(T0)
+        self.hub = Hub("hub-a", "tcp:7420", self.reactor, push_interval=1.0)
+        self.hub.doStart()
+        self.client = HubClient("tcp:host=10.0.0.9:port=7420", self.reactor)
+        self.pumps: list[IOPump] = []
+        self.client.start()
+        self.addCleanup(self.stop)
+
+    def stop(self):
+        d = self.client.stop()
+        self.flush()
+        self.successResultOf(d)
+        self.hub.doStop()
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def flush(self):
+        for pump in self.pumps:
+            pump.flush()
+
+    def tick(self, seconds=1.0):
+        self.reactor.advance(seconds)
+        self.flush()
+
+    def accept(self) -> IOPump:
+        """
+        Complete the client's newest connection attempt, to the hub.
+        """
+        host, port, factory, _timeout, _bind = self.reactor.tcpClients[-1]
+        ui = factory.buildProtocol(IPv4Address("TCP", host, port))
+        server = self.hub.buildProtocol(None)
+        pump = connect(server, makeFakeServer(server), ui, makeFakeClient(ui),
+                       clock=self.reactor)
+        self.pumps.append(pump)
+        return pump
+
+    def agent_reports(self, agent_id="agent-a"):
+        agent, _server, pump = connectedServerAndClient(
+            lambda: self.hub.buildProtocol(None), BoundedAMP, clock=self.reactor
+        )
+        self.pumps.append(pump)
+        answers = []
+        for command, kw in [
+            (AgentHello, dict(agent_id=agent_id, hostname="host-a", epoch=1,
+                              version=__version__)),
+            (Report, dict(report=samples.report(agent_id, epoch=1))),
+        ]:
+            agent.callRemote(command, **kw).addCallbacks(answers.append, answers.append)
+            pump.flush()
+        self.assertEqual(answers, [{"hub": "hub-a"}, {"accepted": True}])
+
+    def test_connecting(self):
+        self.assertEqual(
+            [(host, port) for host, port, *_ in self.reactor.tcpClients],
+            [("10.0.0.9", 7420)],
+        )
+        self.assertEqual(self.client.snapshot(), (None, None, CONNECTING))
+        self.assertEqual(self.client.updates, 0)
+
+    def test_watch_answer(self):
+        """
+        Once connected, the client watches the hub and keeps its answer,
+        with the local time it arrived.
+        """
+        self.agent_reports()
+        self.accept()
+        view, at, state = self.client.snapshot()
+        self.assertEqual((at, state, self.client.updates), (T0, CONNECTED, 1))
+        self.assertEqual(view.hub.name, "hub-a")
+        self.assertEqual(view.hub.uis_linked, 1)
+        self.assertEqual([(e.agent_id, e.report) for e in view.agents], [("agent-a", None)])
+
+    def test_pushes(self):
+        self.accept()
+        self.tick(0.5)
+        self.assertEqual(self.client.updates, 1)
+        self.tick(0.5)
+        view, at, _ = self.client.snapshot()
+        self.assertEqual((self.client.updates, at, view.hub.now), (2, T0 + 1, T0 + 1))
+        self.agent_reports()
+        self.tick()
+        view, at, _ = self.client.snapshot()
+        self.assertEqual((self.client.updates, at), (3, T0 + 2))
+        self.assertEqual([e.agent_id for e in view.agents], ["agent-a"])
+
+    def test_detail(self):
+        """
+        Asking for an agent's detail watches again at once; the answer and
+        later pushes carry that agent's report.
+        """
+        self.agent_reports()
+        self.accept()
+        self.client.set_detail("agent-a")
+        self.flush()
+        view, _, _ = self.client.snapshot()
+        self.assertEqual(self.client.updates, 2)
+        self.assertEqual(view.agents[0].report, samples.report("agent-a", epoch=1))
+        self.tick()
+        self.assertEqual(self.client.updates, 3)
+        self.assertEqual(self.client.snapshot()[0].agents[0].report,
+                         samples.report("agent-a", epoch=1))
+        self.client.set_detail("")
+        self.flush()
+        self.assertIsNone(self.client.snapshot()[0].agents[0].report)
+
+    def test_detail_before_connected(self):
+        """
+        A detail asked for before the link is up is used by the first watch.
+        """
+        self.agent_reports()
+        self.client.set_detail("agent-a")
+        self.assertEqual(self.client.updates, 0)
+        self.accept()
+        self.assertEqual(self.client.snapshot()[0].agents[0].report,
+                         samples.report("agent-a", epoch=1))
+
+    def test_link_lost(self):
+        """
+        When the link is lost the client says so, keeps the last view, and
+        reconnects after its backoff delay (0.75 s plus up to 1 s of jitter).
+        """
+        pump = self.accept()
+        view = self.client.snapshot()[0]
+        pump.server.transport.loseConnection()
+        self.flush()
+        self.assertEqual(self.client.snapshot(), (view, T0, RECONNECTING))
+        self.assertEqual(self.hub.info().uis_linked, 0)
+        self.reactor.advance(0.74)
+        self.assertEqual(len(self.reactor.tcpClients), 1)
+        self.reactor.advance(1.01)
+        self.assertEqual(len(self.reactor.tcpClients), 2)
+        self.accept()
+        view, at, state = self.client.snapshot()
+        self.assertEqual((at, state, self.client.updates), (T0 + 1.75, CONNECTED, 2))

@@ -1,0 +1,365 @@
+"""
+Tests for L{loopy.ui.views}: records in, exact text out.
+"""
+
+from __future__ import annotations
+
+import json
+
+import attrs
+from twisted.trial.unittest import SynchronousTestCase
+
+from loopy.model import AgentSummary, FleetView
+from loopy.ui.views import (
+    FLEET,
+    TABS,
+    Column,
+    Table,
+    age,
+    agent_headline,
+    fleet_document,
+    fleet_search_text,
+    human,
+    ms,
+    next_sort,
+    octets,
+    render,
+    reverse_sort,
+    status_line,
+)
+from tests import samples
+from tests.samples import T0
+
+
+class FormatTests(SynchronousTestCase):
+    def test_human(self):
+        cases = [
+            (0, "0"), (950, "950"), (999.4, "999"), (999.6, "1.00k"), (1000, "1.00k"),
+            (1234, "1.23k"), (9994, "9.99k"), (9999.9, "10.0k"), (12345, "12.3k"),
+            (99949, "99.9k"), (99999, "100k"), (123456, "123k"), (999499, "999k"),
+            (999999, "1.00M"), (34.5e6, "34.5M"), (1e9, "1.00G"), (2.5e12, "2.50T"),
+            (1e15, "1.00P"), (5e18, "5000P"), (-1500, "-1.50k"),
+        ]
+        self.assertEqual([(v, human(v)) for v, _ in cases], cases)
+
+    def test_human_width(self):
+        """
+        Every number fits in 5 characters (sign aside) below 100P.
+        """
+        value = 1.0
+        while value < 1e17:
+            for scale in [0.9994, 0.9995, 0.99951, 0.99996, 1.0]:
+                self.assertLessEqual(len(human(value * scale)), 5, value * scale)
+            value *= 10
+
+    def test_human_slow_rates(self):
+        """
+        Rates below 10 that are not whole keep one decimal: 0.5/s is not 0.
+        """
+        self.assertEqual([human(v) for v in (0.5, 0.04, 3.25, 9.94, 9.96, 3.0)],
+                         ["0.5", "0.0", "3.2", "9.9", "10", "3"])
+
+    def test_human_unit(self):
+        self.assertEqual(human(76800, "b"), "76.8kb")
+        self.assertEqual(human(12, "pps"), "12pps")
+
+    def test_octets(self):
+        cases = [
+            (0, "0B"), (512, "512B"), (1023, "1023B"), (1023.7, "1.00kB"), (1024, "1.00kB"),
+            (1536, "1.50kB"), (10240, "10.0kB"), (1048575, "1.00MB"), (1048576, "1.00MB"),
+            (108000, "105kB"), (2**40, "1.00TB"),
+        ]
+        self.assertEqual([(v, octets(v)) for v, _ in cases], cases)
+
+    def test_ms(self):
+        self.assertEqual(
+            [ms(v) for v in [None, 0, 1.26, 12.5, 99.94, 100, 1234.5]],
+            ["-", "0.0", "1.3", "12.5", "99.9", "100", "1234"],
+        )
+
+    def test_age(self):
+        self.assertEqual(
+            [age(v) for v in [None, -1, 0, 0.44, 9.94, 10, 59.4, 119.4, 120, 7199, 7200, 86400]],
+            ["-", "0.0s", "0.0s", "0.4s", "9.9s", "10s", "59s", "119s", "2m", "120m", "2h", "24h"],
+        )
+
+
+def _table():
+    return Table(
+        columns=(
+            Column("name", 6, lambda r: r["name"], lambda r: r["name"], right=False),
+            Column("n", 4, lambda r: r["n"], lambda r: str(r["n"])),
+        ),
+        sort=1,
+    )
+
+
+ROWS = [
+    {"name": "alpha", "n": 3},
+    {"name": "beta", "n": None},
+    {"name": "gamma-long", "n": 10},
+    {"name": "Delta", "n": 7},
+]
+
+
+class RenderTests(SynchronousTestCase):
+    def test_sorted_descending(self):
+        header, rows, records = render(_table(), ROWS)
+        self.assertEqual(header, "name     n▼")
+        self.assertEqual(
+            rows, ["gamma…   10", "Delta     7", "alpha     3", "beta   None"]
+        )
+        self.assertEqual([r["name"] for r in records], ["gamma-long", "Delta", "alpha", "beta"])
+
+    def test_reverse(self):
+        header, rows, _ = render(reverse_sort(_table()), ROWS)
+        self.assertEqual(header, "name     n▲")
+        self.assertEqual(rows, ["beta   None", "alpha     3", "Delta     7", "gamma…   10"])
+
+    def test_next_sort(self):
+        """
+        C{s} moves the sort to the next column, keeping the direction, and
+        wraps around; text sorts case-sensitively.
+        """
+        table = next_sort(_table())
+        self.assertEqual((table.sort, table.descending), (0, True))
+        header, rows, _ = render(reverse_sort(table), ROWS)
+        self.assertEqual(header, "name▲     n")
+        self.assertEqual([r.split()[0] for r in rows], ["Delta", "alpha", "beta", "gamma…"])
+        self.assertEqual(next_sort(table).sort, 1)
+
+    def test_filter(self):
+        """
+        The filter keeps rows whose search text contains it, ignoring case.
+        """
+        _, rows, records = render(_table(), ROWS, "A-L", searchable=lambda r: r["name"])
+        self.assertEqual([r["name"] for r in records], ["gamma-long"])
+        _, rows, records = render(_table(), ROWS, "ta", searchable=lambda r: r["name"])
+        self.assertEqual([r["name"] for r in records], ["Delta", "beta"])
+        self.assertEqual(render(_table(), ROWS, "zzz", searchable=lambda r: r["name"])[1], [])
+
+    def test_arrow_kept(self):
+        """
+        A title as wide as its column is cut to make room for the sort
+        arrow, so the arrow always shows.
+        """
+        table = Table(columns=(Column("rexmit", 6, lambda r: 0, lambda r: "0"),), sort=0)
+        self.assertEqual(render(table, [])[0], "rexm…▼")
+        self.assertEqual(render(reverse_sort(table), [])[0], "rexm…▲")
+
+    def test_tuple_keys(self):
+        """
+        Tuple keys (address, port) sort item by item, ports as numbers.
+        """
+        table = Table(columns=(Column("src", 8, lambda r: r, lambda r: f"{r[0]}:{r[1]}"),),
+                      sort=0, descending=False)
+        _, rows, _ = render(table, [("b", 80), ("a", 5000), ("a", 40000), ("a", None)])
+        self.assertEqual(rows, ["  a:None", "  a:5000", " a:40000", "    b:80"])
+
+
+class FleetScreenTests(SynchronousTestCase):
+    def test_rows(self):
+        view = samples.view()
+        header, rows, records = render(FLEET, list(view.agents), "", fleet_search_text)
+        self.assertEqual(
+            header,
+            "agent▲           status  hub         pps in pps out   bps in  bps out"
+            "    tcp  dns/s   drops",
+        )
+        self.assertEqual(
+            rows,
+            [
+                "agent-a          online  hub-a           12       8   76.8kb   9.60kb"
+                "      1    0.5       2",
+                "agent-b          stale   hub-a           12       8   76.8kb   9.60kb"
+                "      1    0.5       2",
+            ],
+        )
+        self.assertEqual(records, list(view.agents))
+
+    def test_sort_by_pps_out(self):
+        view = samples.view()
+        quiet = attrs.evolve(view.agents[0], summary=AgentSummary(pps_out=1.0))
+        table = reverse_sort(next_sort(next_sort(next_sort(next_sort(FLEET)))))
+        header, _, records = render(table, [quiet, view.agents[1]], "", fleet_search_text)
+        self.assertEqual(header[36:51], " pps in pps o…▼")
+        self.assertEqual([e.agent_id for e in records], ["agent-b", "agent-a"])
+
+    def test_filter_by_status(self):
+        view = samples.view()
+        _, _, records = render(FLEET, list(view.agents), "STALE", fleet_search_text)
+        self.assertEqual([e.agent_id for e in records], ["agent-b"])
+
+    def test_search_text(self):
+        self.assertEqual(fleet_search_text(samples.entry()), "agent-a host-a online hub-a")
+
+
+class AgentScreenTests(SynchronousTestCase):
+    def tab(self, name, entry=None, filter_text=""):
+        table, records, search = TABS[name]
+        return render(table, records(entry or samples.entry()), filter_text, search)
+
+    def test_traffic(self):
+        header, rows, _ = self.tab("traffic")
+        self.assertEqual(header, "host" + " " * 39 + "sent▼ received    pkts")
+        self.assertEqual(
+            rows,
+            ["10.0.0.2" + " " * 34 + "58.6kB   2.93kB      90",
+             "10.0.0.1" + " " * 34 + "2.93kB   58.6kB      90"],
+        )
+
+    def test_tcp(self):
+        header, rows, _ = self.tab("tcp")
+        self.assertEqual(
+            header,
+            "src                    dst                    state            out▼       in"
+            "   pkts  rtt ms rexmit",
+        )
+        self.assertEqual(
+            rows,
+            ["10.0.0.1:40000         10.0.0.2:443           established    1.46kB   19.5kB"
+             "     22     1.2      1"],
+        )
+
+    def test_dns(self):
+        header, rows, _ = self.tab("dns")
+        self.assertEqual(
+            header,
+            "qname▲                             qtype  rcode     client           server"
+            "                ms",
+        )
+        self.assertEqual(
+            rows,
+            ["example.com                        A      NOERROR   10.0.0.1         10.0.0.53"
+             "           12.5"],
+        )
+
+    def test_filter(self):
+        self.assertEqual(self.tab("tcp", filter_text=":443")[1][0][:14], "10.0.0.1:40000")
+        self.assertEqual(self.tab("tcp", filter_text="closed")[1], [])
+        self.assertEqual(self.tab("dns", filter_text="noerror")[2][0]["qname"], "example.com")
+
+    def test_no_report(self):
+        """
+        An agent without a report (or without that analyser) has empty tabs.
+        """
+        entry = samples.entry(with_report=False)
+        for name in TABS:
+            self.assertEqual(self.tab(name, entry)[1], [])
+        bare = samples.entry(report=samples.report(analysers={}))
+        self.assertEqual(self.tab("tcp", bare)[1], [])
+
+    def test_headline(self):
+        self.assertEqual(
+            agent_headline(samples.entry(), T0),
+            [
+                "agent-a (host-a)  online  via hub-a  last report 0.5s ago",
+                "in 12pps 76.8kbps   out 8pps 9.60kbps   mix tcp 150  udp 40  arp 10",
+                "tcp active 1 half-open 1 syn 3 est 2 fin 1 rst 1 rexmit 4   "
+                "dns q 5 0.5/s nxdomain 1 servfail 0",
+                "capture frames 200 bytes 105kB kernel drops 2 malformed 1",
+            ],
+        )
+
+    def test_headline_dict_snapshots(self):
+        """
+        Snapshots that arrived as dicts read the same as records.
+        """
+        report = samples.report(analysers={"ip": {"pps_in": 1500.0, "protocols": {}},
+                                           "dns": {"queries_total": 9, "qps": 250.0}})
+        lines = agent_headline(samples.entry(report=report), T0)
+        self.assertEqual(lines[1], "in 1.50kpps 0bps   out 0pps 0bps   mix ")
+        self.assertEqual(
+            lines[2],
+            "tcp active 0 half-open 0 syn 0 est 0 fin 0 rst 0 rexmit 0   "
+            "dns q 9 250/s nxdomain 0 servfail 0",
+        )
+
+    def test_headline_waiting(self):
+        entry = samples.entry("agent-b", "stale", with_report=False, last_heard=None)
+        self.assertEqual(
+            agent_headline(entry, T0),
+            ["agent-b (host-b)  stale  via hub-a  last report - ago",
+             "waiting for the first report…"],
+        )
+
+    def test_headline_unknown(self):
+        self.assertEqual(agent_headline(None, T0), ["(agent not known to this hub)"])
+
+
+class StatusLineTests(SynchronousTestCase):
+    def test_no_view(self):
+        self.assertEqual(
+            status_line("connecting", None, None),
+            "hub: connecting · no data yet · ? help  q quit",
+        )
+
+    def test_view(self):
+        self.assertEqual(
+            status_line("connected", samples.view(), 0.4),
+            "hub hub-a (connected) · 1/2 agents online · updated 0.4s ago · ? help  q quit",
+        )
+
+    def test_reconnecting(self):
+        view = FleetView(hub=samples.hub_info(name="hub-b"))
+        self.assertEqual(
+            status_line("reconnecting", view, 125),
+            "hub hub-b (reconnecting) · 0/0 agents online · updated 2m ago · ? help  q quit",
+        )
+
+
+class DocumentTests(SynchronousTestCase):
+    def test_shape(self):
+        doc = fleet_document(samples.view())
+        self.assertEqual(sorted(doc), ["agents", "alerts", "hub"])
+        self.assertEqual(doc["alerts"], [])
+        self.assertEqual(doc["hub"]["name"], "hub-a")
+        self.assertEqual(doc["hub"]["updates_coalesced"], 0)
+        first, second = doc["agents"]
+        self.assertEqual(
+            sorted(first),
+            ["agent_id", "arp", "capture", "dns", "epoch", "hostname", "hub", "interval",
+             "ip", "last_heard", "seq", "status", "summary", "tcp", "ts"],
+        )
+        self.assertEqual(
+            {k: first[k] for k in ["agent_id", "hostname", "status", "hub", "seq"]},
+            {"agent_id": "agent-a", "hostname": "host-a", "status": "online",
+             "hub": "hub-a", "seq": 1},
+        )
+        self.assertEqual(
+            {k: first["capture"][k] for k in ["frames", "bytes", "kernel_drops", "malformed"]},
+            {"frames": 200, "bytes": 108000, "kernel_drops": 2, "malformed": 1},
+        )
+        self.assertEqual(first["ip"]["top_talkers"][0]["addr"], "10.0.0.2")
+        self.assertEqual(
+            first["tcp"]["connections"][0],
+            {"src": "10.0.0.1", "sport": 40000, "dst": "10.0.0.2", "dport": 443,
+             "state": "established", "packets_out": 10, "bytes_out": 1500,
+             "packets_in": 12, "bytes_in": 20000, "ip_bytes_out": 2020,
+             "ip_bytes_in": 20624, "rtt_ms": 1.25, "retransmissions": 1,
+             "first_seen": T0 - 5, "last_seen": T0 - 1},
+        )
+        self.assertEqual(
+            first["dns"]["queries"][0],
+            {"ts": T0 - 2, "client": "10.0.0.1", "sport": 5353, "server": "10.0.0.53",
+             "dport": 53, "transport": "udp", "id": 4660, "qname": "example.com",
+             "qtype": "A", "rcode": "NOERROR", "answers": ["A 93.184.216.34"],
+             "latency_ms": 12.5},
+        )
+        self.assertEqual(first["arp"], {"requests": 3, "replies": [1, 2]})
+        self.assertEqual(
+            second,
+            {"agent_id": "agent-b", "hostname": "host-b", "status": "stale", "hub": "hub-a",
+             "epoch": 1_700_000_000_000_000, "seq": 1, "last_heard": T0 - 0.5,
+             "summary": {"pps_in": 12.0, "pps_out": 8.0, "bps_in": 76800.0,
+                         "bps_out": 9600.0, "tcp_active": 1, "dns_qps": 0.5, "frames": 200,
+                         "kernel_drops": 2, "malformed": 1},
+             "capture": None},
+        )
+
+    def test_json(self):
+        """
+        The document is JSON as it is: it survives a dump and load unchanged.
+        """
+        doc = fleet_document(samples.view())
+        self.assertEqual(json.loads(json.dumps(doc)), doc)
