@@ -6,6 +6,8 @@ checked through ``loopy-ui --json``.
 
 from __future__ import annotations
 
+import signal
+
 from twisted.internet import defer
 from twisted.trial import unittest
 
@@ -143,3 +145,76 @@ class JsonWithoutHubTests(unittest.TestCase):
         self.assertEqual(code, 2)
         self.assertIn(b"cannot get the fleet from hub", err)
         self.assertEqual(out, b"")
+
+
+class HubRestartTests(e2e.FleetCase):
+    """
+    The agent survives its hub going away.
+    """
+
+    @defer.inlineCallbacks
+    def test_agent_reconnects_when_the_hub_returns(self):
+        """
+        Kill the hub (SIGKILL): the agent logs the loss and keeps trying with
+        backoff; a new hub on the same port sees the agent online again,
+        with the same epoch (the agent did not restart).
+        """
+        doc = yield e2e.fleet_json(self.hub_port)
+        before = e2e.agent_of(doc, self.agent_id)
+        self.procs.stop("hub", signal.SIGKILL)
+        yield e2e.poll(lambda: "lost hub hub" in self.procs.output(self.agent_id), 10,
+                       what="the agent to log the lost hub")
+        self.procs.start_hub("hub", self.hub_port)
+
+        @defer.inlineCallbacks
+        def back():
+            doc = yield e2e.fleet_json(self.hub_port)
+            agent = e2e.agent_of(doc, self.agent_id)
+            return agent if agent and agent["status"] == "online" else None
+
+        agent = yield e2e.poll(back, 30, what="the agent back at the new hub")
+        self.assertEqual(agent["epoch"], before["epoch"])
+        self.assertGreater(agent["seq"], before["seq"])
+        self.assertIn("linked to hub hub", self.procs.output(self.agent_id))
+
+
+class CaptureFilterTests(e2e.FleetCase):
+    """
+    ``--filter`` is compiled into the kernel filter beside the hub exclusion.
+    """
+
+    @defer.inlineCallbacks
+    def test_filter_keeps_only_matching_traffic(self):
+        """
+        A second agent with ``--filter 'udp port 53'`` sees the DNS queries
+        but none of the TCP connections that the unfiltered agent sees.
+        """
+        filtered = self.agent_id + "-dns-only"
+        self.procs.start_agent(filtered, self.hub_port, "--interface", "lo",
+                               "--filter", "udp port 53")
+
+        @defer.inlineCallbacks
+        def online():
+            doc = yield e2e.fleet_json(self.hub_port)
+            agent = e2e.agent_of(doc, filtered)
+            return agent is not None and agent["status"] == "online"
+
+        yield e2e.poll(online, 30, what="the filtered agent online")
+        made = yield self.connections([(50, 500)])
+        yield self.dig_query("www.loopy.test", "A")
+
+        @defer.inlineCallbacks
+        def both_saw():
+            doc = yield e2e.fleet_json(self.hub_port)
+            plain, only_dns = e2e.agent_of(doc, self.agent_id), e2e.agent_of(doc, filtered)
+            ports = [c["dport"] for c in plain["tcp"]["connections"]]
+            names = [q["qname"] for q in only_dns["dns"]["queries"]]
+            if made[0]["dport"] in ports and "www.loopy.test" in names:
+                return plain, only_dns
+            return None
+
+        plain, only_dns = yield e2e.poll(both_saw, 20, what="both agents' views")
+        self.assertEqual(only_dns["tcp"]["connections"], [])
+        self.assertEqual(only_dns["tcp"]["syn"], 0)
+        self.assertEqual(set(only_dns["ip"]["protocols"]), {"udp"})
+        self.assertGreater(plain["tcp"]["syn"], 0)

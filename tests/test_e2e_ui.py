@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import os
 import shlex
+import socket
 import subprocess
+from pathlib import Path
 
 from twisted.internet import defer
+from twisted.trial import unittest
 
 from tests import e2e
 
@@ -122,3 +125,55 @@ class TerminalUITests(e2e.FleetCase):
         yield self.wait_screen("Loopy · fleet", self.agent_id)
         self.tmux.keys("q")
         yield e2e.poll(self.tmux.dead, 10, what="loopy-ui to exit on q")
+
+
+class AllInOneTests(unittest.TestCase):
+    """
+    The README's first command: ``loopy-local`` starts a hub and an agent,
+    shows this machine in the UI, and stops both when the UI quits.
+    """
+
+    timeout = 90
+
+    def setUp(self):
+        e2e.require_root()
+        self.tmux = Tmux(f"loopy-local-{os.getpid()}")
+        self.addCleanup(self.tmux.kill)
+        self.data = Path(self.mktemp())
+        self.port = e2e.free_port()
+
+    def hub_listening(self) -> bool:
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", self.port)) == 0
+
+    @defer.inlineCallbacks
+    def test_local_monitor_starts_shows_and_stops(self):
+        env = {"PYTHONPATH": str(e2e.REPO), "TERM": "xterm-256color", "LANG": "C.UTF-8"}
+        self.tmux.start([e2e.program("loopy-local"), "--port", str(self.port),
+                         "--data", str(self.data), "--interface", "lo"], env)
+        hostname = socket.gethostname()
+
+        def screen_shows_this_host():
+            screen = self.tmux.screen()
+            return screen if hostname in screen and "1/1 agents online" in screen else None
+
+        yield e2e.poll(screen_shows_this_host, 30,
+                       what=f"{hostname} online in loopy-local's UI")
+        self.assertTrue(self.hub_listening())
+        self.assertIn("capturing on lo", (self.data / "agent.log").read_text())
+        self.tmux.keys("q")
+        yield e2e.poll(self.tmux.dead, 15, what="loopy-local to exit on q")
+        yield e2e.poll(lambda: not self.hub_listening(), 10, what="the hub to stop")
+        self.assertIn("Server Shut Down", (self.data / "hub.log").read_text())
+        self.assertIn("Server Shut Down", (self.data / "agent.log").read_text())
+
+    def test_without_root_says_what_it_needs(self):
+        setpriv = e2e.require_tool("setpriv")
+        done = subprocess.run(
+            [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups",
+             e2e.program("loopy-local"), "--port", str(self.port), "--data", str(self.data)],
+            capture_output=True, text=True, timeout=60, env=e2e.environment(),
+        )
+        self.assertEqual(done.returncode, 2, done.stderr)
+        self.assertIn("capturing packets needs root", done.stderr)
+        self.assertFalse(self.hub_listening())

@@ -163,16 +163,16 @@ class FleetScreenTests(SynchronousTestCase):
         header, rows, records = render(FLEET, list(view.agents), "", fleet_search_text)
         self.assertEqual(
             header,
-            "agent▲           status  hub         pps in pps out   bps in  bps out"
-            "    tcp  dns/s   drops",
+            "agent▲           host           status  hub         pps in pps out   bps in"
+            "  bps out    tcp  dns/s   drops",
         )
         self.assertEqual(
             rows,
             [
-                "agent-a          online  hub-a           12       8   76.8kb   9.60kb"
-                "      1    0.5       2",
-                "agent-b          stale   hub-a           12       8   76.8kb   9.60kb"
-                "      1    0.5       2",
+                "agent-a          host-a         online  hub-a           12       8   76.8kb"
+                "   9.60kb      1    0.5       2",
+                "agent-b          host-b         stale   hub-a           12       8   76.8kb"
+                "   9.60kb      1    0.5       2",
             ],
         )
         self.assertEqual(records, list(view.agents))
@@ -180,9 +180,9 @@ class FleetScreenTests(SynchronousTestCase):
     def test_sort_by_pps_out(self):
         view = samples.view()
         quiet = attrs.evolve(view.agents[0], summary=AgentSummary(pps_out=1.0))
-        table = reverse_sort(next_sort(next_sort(next_sort(next_sort(FLEET)))))
+        table = reverse_sort(next_sort(next_sort(next_sort(next_sort(next_sort(FLEET))))))
         header, _, records = render(table, [quiet, view.agents[1]], "", fleet_search_text)
-        self.assertEqual(header[36:51], " pps in pps o…▼")
+        self.assertEqual(header[51:66], " pps in pps o…▼")
         self.assertEqual([e.agent_id for e in records], ["agent-b", "agent-a"])
 
     def test_filter_by_status(self):

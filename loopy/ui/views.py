@@ -232,6 +232,7 @@ def _snap(entry_or_report: Any, name: str) -> Mapping:
 FLEET = Table(
     columns=(
         Column("agent", 16, lambda e: e.agent_id, lambda e: e.agent_id, right=False),
+        Column("host", 14, lambda e: e.hostname, lambda e: e.hostname, right=False),
         Column("status", 7, lambda e: e.status, lambda e: e.status, right=False),
         Column("hub", 10, lambda e: e.hub, lambda e: e.hub, right=False),
         Column("pps in", 7, lambda e: e.summary.pps_in, lambda e: human(e.summary.pps_in)),
