@@ -144,7 +144,10 @@ class PacketSocket:
             raise CaptureError(f"no network interface named {self.interface!r}") from None
         self.linktype = linktype
         self.loopback = hatype == 772
-        program = bpf.compile_filter(self._filter, linktype) if self._filter else None
+        program = (
+            bpf.compile_filter(self._filter, linktype, snaplen=len(self._buffer))
+            if self._filter else None
+        )
         try:
             sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
         except PermissionError:

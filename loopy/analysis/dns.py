@@ -30,8 +30,9 @@ class DnsAnalyser:
     dropped, counted in C{pending_evicted}), query names (cap
     C{dns_names_max}; at the cap the less-asked half is dropped, counted in
     C{names_evicted}), recent transactions (the newest C{report_queries}).
-    Answers are dissected for at most C{dns_answers_per_second} responses a
-    second; the rest count in C{answers_budgeted_out}.
+    Answers are dissected for at most C{dns_answers_per_second} responses in
+    each second of capture time (packet timestamps); the rest count in
+    C{answers_budgeted_out}.
 
     DNS over TCP is read when a segment holds whole length-prefixed messages
     (RFC 7766 section 8), the usual case; messages split across segments are
@@ -54,6 +55,7 @@ class DnsAnalyser:
             0,
         )
         self._budget = config.dns_answers_per_second
+        self._budget_second = None  # the capture second the budget is for
 
     def observe(self, packet) -> None:
         proto = packet.proto
@@ -98,6 +100,10 @@ class DnsAnalyser:
         counts["matched"] += 1
         answers = ()
         if message.ancount:
+            second = int(packet.ts)
+            if second != self._budget_second:
+                self._budget_second = second
+                self._budget = self._config.dns_answers_per_second
             if self._budget > 0:
                 self._budget -= 1
                 answers = answers_of(data) or ()
@@ -123,10 +129,13 @@ class DnsAnalyser:
             counts["names_evicted"] += prune_half(names, lambda count: count)
         names[message.qname] = names.get(message.qname, 0) + 1
         pending = self._pending
+        key = (packet.src, packet.sport, packet.dst, packet.dport, message.id)
+        # A retry replaces the first query and goes to the end, so that the
+        # table stays oldest first.
+        pending.pop(key, None)
         if len(pending) >= self._config.dns_pending_max:
             del pending[next(iter(pending))]
             counts["pending_evicted"] += 1
-        key = (packet.src, packet.sport, packet.dst, packet.dport, message.id)
         pending[key] = DnsQuery(
             ts=packet.ts, client=packet.src, sport=packet.sport,
             server=packet.dst, dport=packet.dport, transport=transport,
@@ -146,7 +155,6 @@ class DnsAnalyser:
             del pending[key]
             counts["unanswered"] += 1
             self._recent.appendleft(query)
-        self._budget = self._config.dns_answers_per_second
         queries_now = counts["queries"]
         qps = (queries_now - counts["last_queries"]) / (interval if interval > 0 else 1.0)
         counts["last_queries"] = queries_now

@@ -110,11 +110,14 @@ class TcpAnalyser:
             if conn is not None:
                 key, side = rkey, 1
         flags = packet.flags
-        if conn is not None and flags & SYN and not flags & ACK and side == 0 \
+        if conn is not None and flags & SYN and not flags & ACK \
                 and conn.state in _ENDED:
-            # The 5-tuple is reused by a new connection.
+            # The 5-tuple is reused by a new connection, oriented by its SYN
+            # (from either end: a connection picked up mid-stream may have
+            # been oriented the wrong way round).
             self._remove(key)
             conn = None
+            key = (packet.src, packet.sport, packet.dst, packet.dport)
         if conn is None:
             conn, key, side = self._open(packet, key)
             if conn is None:

@@ -17,6 +17,12 @@ from loopy.errors import FilterError
 
 SO_ATTACH_FILTER = 26
 _SOCK_FILTER = struct.Struct("HBBI")
+_BPF_RET_K = 0x06  # BPF_RET | BPF_K: return a constant
+
+#: Octets of an accepted frame a filter keeps: tcpdump's default snapshot
+#: length (libpcap's MAXIMUM_SNAPLEN), so that whole 64 KiB GSO/GRO frames
+#: get through.
+SNAPLEN = 262144
 
 # pcap DLT_ values for pcap_open_dead (DLT_RAW is 12 on Linux, not 101).
 _DLT = {LINKTYPE_ETHERNET: 1, LINKTYPE_RAW: 12}
@@ -45,12 +51,16 @@ def combine(*expressions: Optional[str]) -> Optional[str]:
     return " and ".join(parts) if parts else None
 
 
-def compile_filter(expression: str, linktype: int = LINKTYPE_ETHERNET) -> list:
+def compile_filter(
+    expression: str, linktype: int = LINKTYPE_ETHERNET, snaplen: int = SNAPLEN
+) -> list:
     """
     Compile a tcpdump expression with libpcap.
 
     :param expression: pcap-filter(7) syntax.
     :param linktype: the link type of the socket it will run on.
+    :param snaplen: octets of an accepted frame the program keeps (a socket
+        filter's return value is how much of the frame the kernel passes on).
     :returns: the program as ``(code, jt, jf, k)`` tuples.
     :raises FilterError: if libpcap is missing or the expression does not
         compile (libpcap's message included).
@@ -65,10 +75,17 @@ def compile_filter(expression: str, linktype: int = LINKTYPE_ETHERNET) -> list:
     except Exception as e:
         raise FilterError(f"bad capture filter {expression!r}: {e}") from None
     insns = program.bf_insns
-    out = [
-        (insns[i].code, insns[i].jt, insns[i].jf, insns[i].k)
-        for i in range(program.bf_len)
-    ]
+    out = []
+    for i in range(program.bf_len):
+        insn = insns[i]
+        # scapy declares k a signed int; the kernel's is unsigned (addresses
+        # from 128.0.0.0 up would come out negative).
+        k = insn.k & 0xFFFFFFFF
+        if insn.code == _BPF_RET_K and k:
+            # scapy compiles with a 65535-octet snapshot length: the kernel
+            # would cut longer frames (lo's GSO frames are up to 65549).
+            k = snaplen
+        out.append((insn.code, insn.jt, insn.jf, k))
     free_filter(program)
     return out
 

@@ -93,7 +93,7 @@ def _read_name(data: bytes, offset: int) -> tuple[str, int]:
     :raises ValueError: on a loop, a bad label type or a name over 255 octets.
     """
     labels = []
-    length = 0
+    length = 1  # octets so far, counting the root label's length octet
     end = None
     pointers = 0
     while True:
@@ -171,10 +171,14 @@ def answers_of(data: bytes, limit: int = 8) -> Optional[tuple[str, ...]]:
     :param data: the whole message.
     :param limit: most answers to return.
     :returns: answers as ``"TYPE value"`` strings (``"A 192.0.2.1"``,
-        ``"CNAME www.example.net"``), or None when scapy cannot dissect it.
+        ``"CNAME www.example.net"``; octets outside printable ASCII written
+        ``\\DDD``), or None when scapy cannot dissect it.
     """
     from scapy.layers.dns import DNS  # deferred: scapy import costs ~0.2 s
 
+    if len(data) < _HEADER.size:
+        # scapy "dissects" a short message into a default header.
+        return None
     try:
         message = DNS(data)
         records = message.an or []
@@ -196,6 +200,18 @@ def _rdata_text(rr) -> str:
     if isinstance(value, list):
         value = b" ".join(v if isinstance(v, bytes) else str(v).encode() for v in value)
     if isinstance(value, bytes):
-        text = value.decode("ascii", "backslashreplace")
+        text = _escaped(value)
         return text[:-1] if text.endswith(".") else text
-    return str(value)
+    return _escaped(str(value).encode("utf-8"))
+
+
+def _escaped(octets: bytes) -> str:
+    """
+    Record data as text a terminal can show: octets outside printable ASCII
+    (control characters, escape sequences) and the backslash are written
+    ``\\DDD`` as dig(1) does.
+    """
+    return "".join(
+        chr(b) if 0x20 <= b <= 0x7E and b != 0x5C else "\\%03d" % b
+        for b in octets
+    )

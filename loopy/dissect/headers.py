@@ -259,6 +259,10 @@ def _decode(frame, ts, ifindex, outgoing, linktype):
             nxt = following
             if l4 > end:
                 return None
+            if fragment:
+                # A later fragment's Next Header names the first header of
+                # the fragmentable part, which is not here (RFC 8200 4.5).
+                break
         proto = nxt
     elif ethertype == ETH_P_ARP:
         htype, ptype, hlen, plen_, op = _ARP.unpack_from(frame, offset)
@@ -291,7 +295,10 @@ def _decode(frame, ts, ifindex, outgoing, linktype):
             payload_offset = l4 + doff
         elif proto == IPPROTO_UDP:
             sport, dport, ulen = _UDP.unpack_from(frame, l4)
-            if ulen < 8 and ulen != 0:  # 0: IPv6 jumbogram (RFC 2675)
+            # Under 8, 0 included, is malformed (RFC 768).  A jumbogram's
+            # UDP length 0 (RFC 2675) never gets here: its IPv6 payload
+            # length is 0 too.
+            if ulen < 8:
                 return None
             payload_offset = l4 + 8
             if payload_offset > end:
