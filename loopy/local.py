@@ -24,7 +24,7 @@ from typing import Optional
 from twisted.python import usage
 
 from loopy import DEFAULT_HUB_PORT
-from loopy.options import LoopyOptions
+from loopy.options import LoopyOptions, parse_command_line
 
 
 def default_data_dir() -> Path:
@@ -116,10 +116,7 @@ def tail(path: Path, lines: int = 15) -> str:
 
 def main(argv=None) -> int:
     options = Options()
-    try:
-        options.parseOptions(sys.argv[1:] if argv is None else argv)
-    except usage.UsageError as e:
-        sys.stderr.write(f"loopy-local: {e}\n{options}")
+    if not parse_command_line(options, "loopy-local", argv):
         return 2
     if os.geteuid() != 0:
         sys.stderr.write(

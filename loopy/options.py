@@ -49,6 +49,45 @@ def port(value: str) -> int:
     return number
 
 
+def hub_option(text: str) -> str:
+    """
+    Check a ``--hub`` value (see L{loopy.endpoints.hub_endpoint}) and return
+    its client endpoint string.
+
+    :raises usage.UsageError: with what is wrong.
+    """
+    from twisted.internet import reactor
+    from twisted.internet.endpoints import clientFromString
+
+    from loopy.endpoints import hub_endpoint
+    from loopy.errors import LoopyError
+
+    try:
+        endpoint = hub_endpoint(text)
+    except LoopyError as e:
+        raise usage.UsageError(str(e)) from None
+    try:
+        clientFromString(reactor, endpoint)
+    except (ValueError, KeyError, TypeError) as e:
+        raise usage.UsageError(f"bad --hub {text!r}: {e}") from None
+    return endpoint
+
+
+def parse_command_line(options: usage.Options, program: str, argv=None) -> bool:
+    """
+    Parse C{argv} (default: C{sys.argv[1:]}) into C{options}; on a usage
+    error write it and the usage to stderr.
+
+    :returns: False if the command line was wrong (exit with code 2).
+    """
+    try:
+        options.parseOptions(sys.argv[1:] if argv is None else argv)
+    except usage.UsageError as e:
+        sys.stderr.write(f"{program}: {e}\n{options}")
+        return False
+    return True
+
+
 class LoopyOptions(usage.Options):
     """
     usage.Options whose ``--version`` prints Loopy's version.

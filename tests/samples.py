@@ -244,3 +244,12 @@ class Ping(amp.Command):
 
     arguments: list = []
     response: list = []
+
+
+def parse_options(options_class, *argv: str):
+    """
+    Parse a command line into a fresh C{options_class} instance.
+    """
+    options = options_class()
+    options.parseOptions(list(argv))
+    return options

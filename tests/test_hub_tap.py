@@ -13,13 +13,12 @@ from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from loopy.hub import tap
+from tests import samples
 from loopy.hub.server import Hub
 
 
 def parse(*argv: str) -> tap.Options:
-    options = tap.Options()
-    options.parseOptions(list(argv))
-    return options
+    return samples.parse_options(tap.Options, *argv)
 
 
 class OptionsTests(SynchronousTestCase):

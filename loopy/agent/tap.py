@@ -11,9 +11,9 @@ from twisted.python import usage
 
 from loopy.analysis.base import AnalyserConfig, find_analysers
 from loopy.dissect import bpf
-from loopy.endpoints import hub_endpoint, tcp_target
+from loopy.endpoints import tcp_target
 from loopy.errors import LoopyError
-from loopy.options import LoopyOptions, port, positive_float, positive_int
+from loopy.options import LoopyOptions, hub_option, port, positive_float, positive_int
 
 
 class Options(LoopyOptions):
@@ -71,17 +71,7 @@ class Options(LoopyOptions):
             raise usage.UsageError(f"--dns-port {value!r}: {e}") from None
 
     def postOptions(self):
-        from twisted.internet import reactor
-        from twisted.internet.endpoints import clientFromString
-
-        try:
-            self["hub"] = hub_endpoint(self["hub"])
-        except LoopyError as e:
-            raise usage.UsageError(str(e)) from None
-        try:
-            clientFromString(reactor, self["hub"])
-        except (ValueError, KeyError, TypeError) as e:
-            raise usage.UsageError(f"bad --hub {self['hub']!r}: {e}") from None
+        self["hub"] = hub_option(self["hub"])
         self["interfaces"] = tuple(self["interfaces"] or ["any"])
         for name in self["interfaces"]:
             if name != "any" and name not in {n for _, n in socket.if_nameindex()}:

@@ -9,12 +9,8 @@ from __future__ import annotations
 import json
 import sys
 
-from twisted.python import usage
-
 from loopy import DEFAULT_HUB_PORT
-from loopy.endpoints import hub_endpoint
-from loopy.errors import LoopyError
-from loopy.options import LoopyOptions
+from loopy.options import LoopyOptions, hub_option, parse_command_line
 
 
 class Options(LoopyOptions):
@@ -32,17 +28,7 @@ class Options(LoopyOptions):
     ]
 
     def postOptions(self):
-        from twisted.internet import reactor
-        from twisted.internet.endpoints import clientFromString
-
-        try:
-            self["endpoint"] = hub_endpoint(self["hub"])
-        except LoopyError as e:
-            raise usage.UsageError(str(e)) from None
-        try:
-            clientFromString(reactor, self["endpoint"])
-        except (ValueError, KeyError, TypeError) as e:
-            raise usage.UsageError(f"bad --hub {self['hub']!r}: {e}") from None
+        self["endpoint"] = hub_option(self["hub"])
 
 
 def fetch_json(endpoint: str, timeout: float, reactor):
@@ -103,10 +89,7 @@ def _json_main(options: Options) -> int:
 
 def main(argv=None) -> int:
     options = Options()
-    try:
-        options.parseOptions(sys.argv[1:] if argv is None else argv)
-    except usage.UsageError as e:
-        sys.stderr.write(f"loopy-ui: {e}\n{options}")
+    if not parse_command_line(options, "loopy-ui", argv):
         return 2
     if options["json"]:
         code = _json_main(options)
