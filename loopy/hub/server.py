@@ -18,6 +18,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from loopy import __version__
+from loopy.errors import WireError
 from loopy.hub.fleet import FleetState
 from loopy.model import FleetView, HubInfo
 from loopy.wire import AgentHello, BoundedAMP, FleetUpdate, GetFleet, Report, Watch
@@ -46,12 +47,12 @@ class HubProtocol(BoundedAMP):
     @AgentHello.responder
     def agent_hello(self, agent_id, hostname, epoch, version):
         if self.agent_id is not None and self.agent_id != agent_id:
-            raise_wire("this link already belongs to agent " + self.agent_id)
+            raise WireError("this link already belongs to agent " + self.agent_id)
         if not agent_id:
-            raise_wire("empty agent_id")
+            raise WireError("empty agent_id")
         if self.agent_id is None:
             if not self.hub.fleet.linked(agent_id, hostname):
-                raise_wire("the hub's agent table is full")
+                raise WireError("the hub's agent table is full")
             self.agent_id = agent_id
             self.hub.agents_linked += 1
             log.info("agent {agent_id} ({hostname}, epoch {epoch}, {version}) linked "
@@ -62,7 +63,7 @@ class HubProtocol(BoundedAMP):
     @Report.responder
     def report(self, report):
         if self.agent_id is None or report.agent_id != self.agent_id:
-            raise_wire("a report must follow AgentHello, for the same agent_id")
+            raise WireError("a report must follow AgentHello, for the same agent_id")
         accepted = self.hub.fleet.merge(report, self.hub.clock.seconds())
         return {"accepted": accepted}
 
@@ -77,12 +78,6 @@ class HubProtocol(BoundedAMP):
     @GetFleet.responder
     def get_fleet(self):
         return {"view": self.hub.view(detail=True)}
-
-
-def raise_wire(message: str):
-    from loopy.errors import WireError
-
-    raise WireError(message)
 
 
 class Hub(Factory):

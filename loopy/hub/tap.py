@@ -74,6 +74,9 @@ def makeService(options: Options, reactor=None):
     )
     top = MultiService()
     server = StreamServerEndpointService(serverFromString(reactor, options["listen"]), hub)
+    # As twisted.application.strports does: a port that cannot be bound
+    # (in use, no privilege) fails twistd's start-up with the error instead
+    # of leaving a running hub that listens nowhere.
     server._raiseSynchronously = True
     server.setServiceParent(top)
     top.hub = hub
