@@ -57,6 +57,16 @@ class Monitor:
         self.analyser_errors = 0
         self._last_report: Optional[float] = None
 
+    def attach_capture(self, source) -> None:
+        """
+        Take capture counters from C{source}, which has C{interface_stats()}
+        (L{InterfaceStats} per socket) and C{batch_counters()} (``(batches,
+        full_batches)``): a L{CaptureService} or a replay source.  The source
+        is built after the monitor because the monitor is its frame sink.
+        """
+        self._interface_stats = source.interface_stats
+        self._capture_counters = source.batch_counters
+
     def frame(
         self,
         data: bytes,

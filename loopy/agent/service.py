@@ -1,22 +1,28 @@
 # -*- test-case-name: tests.test_agent_service -*-
 """
-The agent as a service: capture sockets feeding the L{Monitor}, a report
-every interval, and the L{Uplink}.
+The agent as a service: a capture source feeding the L{Monitor} (live
+sockets, L{CaptureService}, or a capture file, L{PcapSource}), a report every
+interval, and the L{Uplink}.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Callable, Optional
 
 from attrs import frozen
-from twisted.application.service import MultiService
+from twisted.application.service import MultiService, Service
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.error import AlreadyCalled, AlreadyCancelled
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from loopy.agent.capture import PacketSocket, list_interfaces
 from loopy.agent.monitor import Monitor
+from loopy.agent.pcap import CaptureFile
 from loopy.agent.uplink import Uplink
 from loopy.errors import CaptureError
+from loopy.model import InterfaceStats
 
 log = Logger()
 
@@ -138,19 +144,240 @@ class CaptureService(MultiService):
         )
 
 
+@frozen
+class ReplaySummary:
+    """
+    How a capture file replay went.
+
+    :ivar path: the capture file.
+    :ivar frames: frames delivered to the sink.
+    :ivar bytes: their octets as captured.
+    :ivar seconds: reactor seconds from the start to the end of the replay.
+    :ivar unsupported: records not delivered (link type not decoded).
+    :ivar damaged: 1 if the file was damaged (the replay stopped there).
+    :ivar damage: what the damage was, or None.
+    """
+
+    path: str
+    frames: int
+    bytes: int
+    seconds: float
+    unsupported: int = 0
+    damaged: int = 0
+    damage: Optional[str] = None
+
+    @property
+    def fps(self) -> float:
+        """
+        Frames per reactor second (0.0 when no reactor time passed).
+        """
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+class PcapSource(Service):
+    """
+    Replays a capture file (L{CaptureFile}) into a frame sink, C{batch}
+    frames per reactor turn at most, so the reactor stays responsive.
+
+    Without C{pace} each turn delivers a batch and asks for the next turn at
+    once (C{callLater(0, ...)}).  With C{pace} a frame is delivered when its
+    offset from the file's first frame has elapsed on C{clock} since the
+    replay began; the source sleeps until then.
+
+    The capture's clock, L{now}, is the newest frame's timestamp: reports
+    made during a replay use it, so analyser rates and timeouts run in packet
+    time.  It stands in for L{CaptureService} in the L{ReportLoop}.
+
+    :ivar capture: the open file, or None before start and after the end.
+    :ivar summary: the L{ReplaySummary} once the file is done, else None.
+    """
+
+    def __init__(self, path: str, sink: Callable, clock, pace: bool = False,
+                 batch: int = 1024):
+        """
+        :param path: a pcap or pcapng file.
+        :param sink: a L{loopy.agent.capture.FrameSink}.
+        :param clock: IReactorTime that schedules the batches.
+        :param pace: replay at the recorded pace instead of at full speed.
+        :param batch: most frames delivered per reactor turn.
+        """
+        self.path = path
+        self._sink = sink
+        self._clock = clock
+        self._pace = pace
+        self._batch = batch
+        self.capture: Optional[CaptureFile] = None
+        self.summary: Optional[ReplaySummary] = None
+        self.batches = self.full_batches = 0
+        self.frames = self.bytes = 0
+        self._records = None
+        self._held = None
+        self._call = None
+        self._newest: Optional[float] = None
+        self._first: Optional[float] = None
+        self._started = 0.0
+        self._waiting: list[Deferred] = []
+
+    def startService(self):
+        """
+        Open the file and schedule the first batch.
+
+        :raises CaptureError: if the file is not a capture file.
+        """
+        self.capture = CaptureFile(self.path)
+        self._records = iter(self.capture)
+        Service.startService(self)
+        self._started = self._clock.seconds()
+        log.info("replaying {kind} file {path}{paced}", kind=self.capture.kind,
+                 path=self.path, paced=" at the recorded pace" if self._pace else "")
+        self._call = self._clock.callLater(0, self._step)
+
+    def stopService(self):
+        if self._call is not None:
+            try:
+                self._call.cancel()
+            except (AlreadyCalled, AlreadyCancelled):
+                pass
+            self._call = None
+        if self.capture is not None:
+            self.capture.close()
+        return Service.stopService(self)
+
+    def now(self) -> Optional[float]:
+        """
+        The capture's clock: the newest frame's timestamp in seconds since
+        the epoch, or None before the first frame.
+        """
+        return self._newest
+
+    def when_done(self) -> Deferred:
+        """
+        A Deferred that fires with the L{ReplaySummary} when the whole file
+        has been delivered (or its damage reached).
+        """
+        if self.summary is not None:
+            return succeed(self.summary)
+        d = Deferred()
+        self._waiting.append(d)
+        return d
+
+    def _step(self) -> None:
+        self._call = None
+        try:
+            more = self._deliver()
+        except Exception:
+            log.failure("replaying {path} failed", path=self.path)
+            more = False
+        if more is None:
+            return
+        if more:
+            self._call = self._clock.callLater(0, self._step)
+        else:
+            self._finish()
+
+    def _deliver(self):
+        """
+        Deliver one batch.
+
+        :returns: True if more frames follow at once, False at the end of
+            the file, None if a paced wait was scheduled.
+        """
+        sink, records, clock = self._sink, self._records, self._clock
+        count = 0
+        while count < self._batch:
+            record = self._held
+            self._held = None
+            if record is None:
+                record = next(records, None)
+                if record is None:
+                    self._count_batch(count, False)
+                    return False
+            ts = record[1]
+            if self._first is None:
+                self._first = ts
+                self._started = clock.seconds()
+            if self._pace:
+                wait = self._started + (ts - self._first) - clock.seconds()
+                if wait > 0:
+                    self._held = record
+                    self._count_batch(count, False)
+                    self._call = clock.callLater(wait, self._step)
+                    return None
+            if self._newest is None or ts > self._newest:
+                self._newest = ts
+            self.frames += 1
+            self.bytes += len(record[0])
+            sink(*record)
+            count += 1
+        self._count_batch(count, True)
+        return True
+
+    def _count_batch(self, count: int, full: bool) -> None:
+        if count:
+            self.batches += 1
+            if full:
+                self.full_batches += 1
+
+    def _finish(self) -> None:
+        capture = self.capture
+        capture.close()
+        self.summary = summary = ReplaySummary(
+            path=self.path, frames=self.frames, bytes=self.bytes,
+            seconds=round(self._clock.seconds() - self._started, 6),
+            unsupported=capture.unsupported, damaged=capture.damaged,
+            damage=capture.damage,
+        )
+        log.info(
+            "replayed {path}: {frames} frames, {bytes} bytes in {seconds:.3f} s "
+            "({fps:.0f} frames/s); {unsupported} unsupported, damaged: {damage}",
+            path=self.path, frames=summary.frames, bytes=summary.bytes,
+            seconds=summary.seconds, fps=summary.fps, unsupported=summary.unsupported,
+            damage=summary.damage or "no",
+        )
+        waiting, self._waiting = self._waiting, []
+        for d in waiting:
+            d.callback(summary)
+
+    # What the ReportLoop and Monitor ask of a capture source.
+
+    def poll_kernel_stats(self) -> None:
+        """
+        Nothing to poll: a file has no kernel drops.
+        """
+
+    def interface_stats(self) -> list[InterfaceStats]:
+        return [InterfaceStats(name=f"pcap:{os.path.basename(self.path)}",
+                               frames=self.frames, bytes=self.bytes)]
+
+    def batch_counters(self) -> tuple[int, int]:
+        return self.batches, self.full_batches
+
+
 class ReportLoop(MultiService):
     """
     Every C{interval} seconds: poll kernel counters, make a report, send it.
+
+    A report's time comes from C{now}: the reactor clock for live capture,
+    the capture's clock (L{PcapSource.now}) for a replay.
     """
 
-    def __init__(self, monitor: Monitor, capture: CaptureService, uplink: Uplink,
-                 interval: float, clock):
+    def __init__(self, monitor: Monitor, capture, uplink: Uplink,
+                 interval: float, clock,
+                 now: Optional[Callable[[], Optional[float]]] = None):
+        """
+        :param capture: a L{CaptureService} or L{PcapSource}.
+        :param clock: IReactorTime that runs the loop.
+        :param now: returns the report time in seconds since the epoch, or
+            None while there is none yet (no report is made then)
+            [default: C{clock.seconds}].
+        """
         MultiService.__init__(self)
         self._monitor = monitor
         self._capture = capture
         self._uplink = uplink
         self._clock = clock
-        self._loop = LoopingCall(self.tick)
+        self._now = now if now is not None else clock.seconds
+        self._loop = LoopingCall(self._tick)
         self._loop.clock = clock
         self._interval = interval
 
@@ -163,10 +390,38 @@ class ReportLoop(MultiService):
             self._loop.stop()
         return MultiService.stopService(self)
 
-    def tick(self) -> None:
+    def _tick(self) -> None:
+        # Not waiting for the hub's answer: the loop keeps its own beat.
+        self.tick()
+
+    def tick(self) -> Deferred:
+        """
+        Make and send one report.
+
+        :returns: a Deferred that fires (never fails) when the hub has
+            answered it, or at once if it was not sent.
+        """
         try:
             self._capture.poll_kernel_stats()
-            report = self._monitor.report(self._clock.seconds())
-            self._uplink.send(report)
+            now = self._now()
+            if now is None:
+                return succeed(None)
+            report = self._monitor.report(now)
+            return self._uplink.send(report)
         except Exception:
             log.failure("making or sending a report failed")
+            return succeed(None)
+
+    def final_report(self, link_wait: float = 10.0) -> Deferred:
+        """
+        Send one last report, waiting up to C{link_wait} seconds for a hub
+        link first (a fast replay can end before the uplink connects).
+
+        :returns: a Deferred that fires (never fails) once the report has
+            been answered, failed or found no hub.
+        """
+        d = self._uplink.when_linked()
+        d.addTimeout(link_wait, self._clock)
+        d.addErrback(lambda _: None)
+        d.addCallback(lambda _: self.tick())
+        return d

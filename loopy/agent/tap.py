@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 
 from twisted.python import usage
@@ -25,11 +26,15 @@ class Options(LoopyOptions):
     longdesc = (
         "Capture this server's traffic on raw packet sockets, analyse it (IP, "
         "TCP, DNS) and report to a Loopy hub every interval. Needs root or "
-        "CAP_NET_RAW."
+        "CAP_NET_RAW. With --pcap FILE it replays a capture file instead "
+        "(no raw sockets, no root)."
     )
 
     optFlags = [
         ["promisc", None, "Put the capture interfaces in promiscuous mode."],
+        ["pace", None, "With --pcap: replay at the recorded pace, not at full speed."],
+        ["exit-after-pcap", None,
+         "With --pcap: stop once the file is replayed and the final report sent."],
     ]
     optParameters = [
         ["hub", None, "tcp:127.0.0.1:7420",
@@ -45,6 +50,8 @@ class Options(LoopyOptions):
          "Host and conversation table bound (lighter half dropped).", positive_int],
         ["analysers", None, None,
          "Comma-separated analysers to run [default: every plugin found]."],
+        ["pcap", None, None,
+         "Replay this pcap or pcapng file instead of capturing live."],
     ]
 
     def __init__(self):
@@ -72,6 +79,39 @@ class Options(LoopyOptions):
 
     def postOptions(self):
         self["hub"] = hub_option(self["hub"])
+        if self["pcap"] is not None:
+            self._pcap_options()
+        else:
+            for flag in ("pace", "exit-after-pcap"):
+                if self[flag]:
+                    raise usage.UsageError(f"--{flag} needs --pcap FILE")
+            self._live_options()
+        if self["analysers"] is not None:
+            self["analysers"] = [a.strip() for a in self["analysers"].split(",") if a.strip()]
+        self["agent-id"] = self["agent-id"] or socket.gethostname()
+
+    def _pcap_options(self):
+        """
+        Check a replay: a readable capture file and no live-only option.
+        """
+        from loopy.agent.pcap import sniff
+
+        for given, name in [(self["interfaces"], "--interface"),
+                            (self["promisc"], "--promisc"),
+                            (self["filter"], "--filter")]:
+            if given:
+                raise usage.UsageError(
+                    f"{name} applies to live capture only; it cannot be used with --pcap")
+        if not os.path.isfile(self["pcap"]):
+            raise usage.UsageError(f"--pcap {self['pcap']}: no such file")
+        try:
+            sniff(self["pcap"])
+        except LoopyError as e:
+            raise usage.UsageError(f"--pcap: {e}") from None
+        self["interfaces"] = ()
+        self["kernel-filter"] = None
+
+    def _live_options(self):
         self["interfaces"] = tuple(self["interfaces"] or ["any"])
         for name in self["interfaces"]:
             if name != "any" and name not in {n for _, n in socket.if_nameindex()}:
@@ -85,9 +125,6 @@ class Options(LoopyOptions):
                 bpf.compile_filter(self["kernel-filter"])
             except LoopyError as e:
                 raise usage.UsageError(str(e)) from None
-        if self["analysers"] is not None:
-            self["analysers"] = [a.strip() for a in self["analysers"].split(",") if a.strip()]
-        self["agent-id"] = self["agent-id"] or socket.gethostname()
 
 
 def analyser_config(options: Options) -> AnalyserConfig:
@@ -104,8 +141,8 @@ def analyser_config(options: Options) -> AnalyserConfig:
 
 def makeService(options: Options, reactor=None):
     """
-    Assemble the agent: capture → monitor → report loop → uplink.  Starts
-    nothing.
+    Assemble the agent: capture (live sockets, or a capture file with
+    C{--pcap}) → monitor → report loop → uplink.  Starts nothing.
 
     :raises usage.UsageError: if an analyser plugin is missing.
     """
@@ -114,7 +151,7 @@ def makeService(options: Options, reactor=None):
     from twisted.application.service import MultiService
 
     from loopy.agent.monitor import Monitor
-    from loopy.agent.service import CaptureConfig, CaptureService, ReportLoop
+    from loopy.agent.service import CaptureConfig, CaptureService, PcapSource, ReportLoop
     from loopy.agent.uplink import Uplink
 
     try:
@@ -125,18 +162,23 @@ def makeService(options: Options, reactor=None):
     hostname = socket.gethostname()
     top = MultiService()
     monitor = Monitor(options["agent-id"], hostname, epoch, analysers)
-    capture = CaptureService(
-        CaptureConfig(
-            interfaces=options["interfaces"],
-            filter_expression=options["kernel-filter"],
-            promisc=options["promisc"],
-            batch=options["batch"],
-        ),
-        monitor.frame,
-        reactor,
-    )
-    monitor._interface_stats = capture.interface_stats
-    monitor._capture_counters = capture.batch_counters
+    if options["pcap"] is not None:
+        capture = PcapSource(options["pcap"], monitor.frame, reactor,
+                             pace=bool(options["pace"]), batch=options["batch"])
+        now = capture.now
+    else:
+        capture = CaptureService(
+            CaptureConfig(
+                interfaces=options["interfaces"],
+                filter_expression=options["kernel-filter"],
+                promisc=options["promisc"],
+                batch=options["batch"],
+            ),
+            monitor.frame,
+            reactor,
+        )
+        now = None
+    monitor.attach_capture(capture)
     uplink = Uplink(
         options["hub"],
         reactor,
@@ -144,5 +186,31 @@ def makeService(options: Options, reactor=None):
     )
     capture.setServiceParent(top)
     uplink.setServiceParent(top)
-    ReportLoop(monitor, capture, uplink, options["interval"], reactor).setServiceParent(top)
+    loop = ReportLoop(monitor, capture, uplink, options["interval"], reactor, now=now)
+    loop.setServiceParent(top)
+    if options["pcap"] is not None:
+        capture.when_done().addCallback(
+            after_replay, loop, reactor, bool(options["exit-after-pcap"]))
     return top
+
+
+def after_replay(summary, loop, reactor, exit_after: bool):
+    """
+    When a replay is done: send the final report, then stop the reactor if
+    C{exit_after} (whether that report was answered, failed or found no hub
+    within the wait of L{ReportLoop.final_report}).
+
+    :returns: a Deferred that fires when that is done.
+    """
+    from twisted.internet.error import ReactorNotRunning
+
+    def stop(_):
+        try:
+            reactor.stop()
+        except ReactorNotRunning:
+            pass
+
+    d = loop.final_report()
+    if exit_after:
+        d.addBoth(stop)
+    return d

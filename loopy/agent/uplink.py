@@ -11,6 +11,7 @@ from typing import Callable, Optional
 
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import Service
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import clientFromString
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
@@ -75,6 +76,7 @@ class Uplink(Service):
         self.reports_sent = self.reports_acked = 0
         self.reports_unsent = self.reports_failed = 0
         self._unsent_logged = 0
+        self._waiting_link: list[Deferred] = []
         self._client = ClientService(
             clientFromString(reactor, endpoint),
             Factory.forProtocol(lambda: AgentLink(self)),
@@ -97,12 +99,26 @@ class Uplink(Service):
         """
         return self._link is not None and self._link.ready
 
+    def when_linked(self) -> Deferred:
+        """
+        A Deferred that fires with None once a hub has accepted this agent
+        (at once if one has).
+        """
+        if self.linked:
+            return succeed(None)
+        d = Deferred(lambda d: self._waiting_link.remove(d))
+        self._waiting_link.append(d)
+        return d
+
     def _connected(self, link: AgentLink) -> None:
         self._link = link
         d = link.callRemote(AgentHello, version=__version__, **self._hello())
 
         def accepted(answer):
             link.ready = True
+            waiting, self._waiting_link = self._waiting_link, []
+            for waiter in waiting:
+                waiter.callback(None)
             self.hub_name = answer["hub"]
             log.info("linked to hub {hub} at {endpoint}",
                      hub=self.hub_name, endpoint=self.endpoint)
@@ -128,20 +144,23 @@ class Uplink(Service):
                          hub=self.hub_name, endpoint=self.endpoint,
                          reason=reason.getErrorMessage())
 
-    def send(self, report: AgentReport) -> None:
+    def send(self, report: AgentReport) -> Deferred:
         """
         Send a report if a hub is linked; count it as unsent otherwise.
+
+        :returns: a Deferred that fires (never fails) once the hub answered
+            or the call failed; at once if the report was not sent.
         """
         if not self.linked:
             self.reports_unsent += 1
-            return
+            return succeed(None)
         try:
             d = self._link.callRemote(Report, report=report)
         except WireError as e:
             # Encoding happens at once: a report past MAX_RECORD_BYTES.
             self.reports_failed += 1
             log.error("report {seq} cannot be sent: {error}", seq=report.seq, error=e)
-            return
+            return succeed(None)
         self.reports_sent += 1
 
         def acked(_answer):
@@ -153,3 +172,4 @@ class Uplink(Service):
                      seq=report.seq, error=failure.getErrorMessage())
 
         d.addCallbacks(acked, failed)
+        return d
