@@ -12,7 +12,7 @@ from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from loopy.agent import tap
-from tests import samples
+from loopy import testing
 from loopy.agent.service import CaptureService, ReportLoop
 from loopy.agent.uplink import Uplink
 from loopy.analysis.base import AnalyserConfig
@@ -21,7 +21,7 @@ EXCLUDE_DEFAULT_HUB = "(not ((tcp and host 127.0.0.1 and port 7420)))"
 
 
 def parse(*argv: str) -> tap.Options:
-    return samples.parse_options(tap.Options, *argv)
+    return testing.parse_options(tap.Options, *argv)
 
 
 class OptionsTests(SynchronousTestCase):

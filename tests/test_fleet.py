@@ -8,14 +8,14 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from loopy.hub.fleet import FleetState
 from loopy.model import OFFLINE, ONLINE, STALE, AgentEntry, AgentSummary, summarize
-from tests import samples
-from tests.samples import T0
+from loopy import testing
+from loopy.testing import T0
 
 EPOCH = 1_700_000_000_000_000
 
 
 def _report(seq, epoch=EPOCH, agent_id="agent-a", hostname="host-a"):
-    return samples.report(agent_id=agent_id, epoch=epoch, seq=seq, hostname=hostname)
+    return testing.report(agent_id=agent_id, epoch=epoch, seq=seq, hostname=hostname)
 
 
 class MergeTests(SynchronousTestCase):

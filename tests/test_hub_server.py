@@ -27,8 +27,8 @@ from loopy.wire import (
     Report,
     Watch,
 )
-from tests import samples
-from tests.samples import T0, box_bytes
+from loopy import testing
+from loopy.testing import T0, box_bytes
 
 EPOCH = 1_700_000_000_000_000
 
@@ -125,7 +125,7 @@ class HubTests(SynchronousTestCase):
         agent, _ = self.agent()
         self.assertEqual(self.hub.agents_linked, 1)
         self.assertEqual(self.status(), STALE)
-        report = samples.report(seq=1)
+        report = testing.report(seq=1)
         d = self.call(agent, Report, report=report)
         self.assertEqual(self.successResultOf(d), {"accepted": True})
         (entry,) = self.hub.fleet.entries(T0, True)
@@ -133,14 +133,14 @@ class HubTests(SynchronousTestCase):
 
     def test_duplicate_report(self):
         agent, _ = self.agent()
-        self.call(agent, Report, report=samples.report(seq=2))
-        d = self.call(agent, Report, report=samples.report(seq=2))
+        self.call(agent, Report, report=testing.report(seq=2))
+        d = self.call(agent, Report, report=testing.report(seq=2))
         self.assertEqual(self.successResultOf(d), {"accepted": False})
         self.assertEqual(self.hub.fleet.reports_duplicate, 1)
 
     def test_report_before_hello(self):
         client, _, _ = self.connect()
-        d = self.call(client, Report, report=samples.report())
+        d = self.call(client, Report, report=testing.report())
         failure = self.failureResultOf(d, WireError)
         self.assertEqual(
             failure.getErrorMessage(),
@@ -178,7 +178,7 @@ class HubTests(SynchronousTestCase):
         self.assertEqual(
             failure.getErrorMessage(), "this link already belongs to agent agent-a"
         )
-        d = self.call(agent, Report, report=samples.report(agent_id="agent-b"))
+        d = self.call(agent, Report, report=testing.report(agent_id="agent-b"))
         self.failureResultOf(d, WireError)
         self.assertEqual([e.agent_id for e in self.hub.fleet.entries(T0)], ["agent-a"])
         self.assertEqual(self.hub.agents_linked, 1)
@@ -208,7 +208,7 @@ class HubTests(SynchronousTestCase):
 
     def test_disconnect_offline(self):
         agent, _ = self.agent()
-        self.call(agent, Report, report=samples.report())
+        self.call(agent, Report, report=testing.report())
         self.assertEqual(self.status(), ONLINE)
         agent.transport.loseConnection()
         self.flush()
@@ -217,7 +217,7 @@ class HubTests(SynchronousTestCase):
 
     def test_stale(self):
         agent, _ = self.agent()
-        self.call(agent, Report, report=samples.report())
+        self.call(agent, Report, report=testing.report())
         self.tick(3.0)
         self.assertEqual(self.status(), ONLINE)
         self.tick(1.0)
@@ -250,7 +250,7 @@ class HubTests(SynchronousTestCase):
 
     def test_watch(self):
         agent, _ = self.agent()
-        report = samples.report()
+        report = testing.report()
         self.call(agent, Report, report=report)
         ui, view, _ = self.ui()
         self.assertEqual(
@@ -275,12 +275,12 @@ class HubTests(SynchronousTestCase):
         """
         for agent_id in ["agent-a", "agent-b"]:
             agent, _ = self.agent(agent_id)
-            self.call(agent, Report, report=samples.report(agent_id))
+            self.call(agent, Report, report=testing.report(agent_id))
         ui, view, _ = self.ui("agent-b")
-        self.assertEqual([e.report for e in view.agents], [None, samples.report("agent-b")])
+        self.assertEqual([e.report for e in view.agents], [None, testing.report("agent-b")])
         self.tick()
         self.assertEqual(
-            [e.report for e in ui.views[-1].agents], [None, samples.report("agent-b")]
+            [e.report for e in ui.views[-1].agents], [None, testing.report("agent-b")]
         )
         d = self.call(ui, Watch, detail="")
         self.assertEqual([e.report for e in self.successResultOf(d)["view"].agents],
@@ -299,7 +299,7 @@ class HubTests(SynchronousTestCase):
         self.tick(0.5)
         self.assertEqual([v.hub.now for v in ui.views], [T0 + 1])
         agent, _ = self.agent()
-        self.call(agent, Report, report=samples.report())
+        self.call(agent, Report, report=testing.report())
         self.tick()
         self.assertEqual([v.hub.now for v in ui.views], [T0 + 1, T0 + 2])
         self.assertEqual([e.agent_id for e in ui.views[-1].agents], ["agent-a"])
@@ -362,12 +362,12 @@ class HubTests(SynchronousTestCase):
         """
         for agent_id in ["agent-b", "agent-a"]:
             agent, _ = self.agent(agent_id)
-            self.call(agent, Report, report=samples.report(agent_id))
+            self.call(agent, Report, report=testing.report(agent_id))
         client, _, _ = self.connect(FakeUI)
         view = self.successResultOf(self.call(client, GetFleet))["view"]
         self.assertEqual(
             [(e.agent_id, e.report) for e in view.agents],
-            [("agent-a", samples.report("agent-a")), ("agent-b", samples.report("agent-b"))],
+            [("agent-a", testing.report("agent-a")), ("agent-b", testing.report("agent-b"))],
         )
         self.assertEqual(view.hub.uis_linked, 0)
         self.tick()

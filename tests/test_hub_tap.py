@@ -13,12 +13,12 @@ from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from loopy.hub import tap
-from tests import samples
+from loopy import testing
 from loopy.hub.server import Hub
 
 
 def parse(*argv: str) -> tap.Options:
-    return samples.parse_options(tap.Options, *argv)
+    return testing.parse_options(tap.Options, *argv)
 
 
 class OptionsTests(SynchronousTestCase):

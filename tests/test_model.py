@@ -15,11 +15,11 @@ from loopy.model import (
     HostTraffic,
     summarize,
 )
-from tests import samples
+from loopy import testing
 
 
 def _report(**changes) -> AgentReport:
-    values = dict(agent_id="a", hostname="h", epoch=5, seq=1, ts=samples.T0, interval=1.0)
+    values = dict(agent_id="a", hostname="h", epoch=5, seq=1, ts=testing.T0, interval=1.0)
     values.update(changes)
     return AgentReport(**values)
 
@@ -85,7 +85,7 @@ class TotalsTests(SynchronousTestCase):
 class SummarizeTests(SynchronousTestCase):
     def test_records(self):
         self.assertEqual(
-            summarize(samples.report()),
+            summarize(testing.report()),
             AgentSummary(
                 pps_in=12.0,
                 pps_out=8.0,
@@ -133,5 +133,5 @@ class SummarizeTests(SynchronousTestCase):
         """
         A record without the field asked for reads as zero.
         """
-        report = _report(analysers={"tcp": samples.dns_snapshot(), "ip": samples.tcp_snapshot()})
+        report = _report(analysers={"tcp": testing.dns_snapshot(), "ip": testing.tcp_snapshot()})
         self.assertEqual(summarize(report), AgentSummary())

@@ -12,8 +12,8 @@ from loopy.agent.monitor import Monitor
 from loopy.analysis.base import IAnalyser
 from loopy.dissect.headers import LINKTYPE_RAW
 from loopy.model import AgentReport, CaptureStats, InterfaceStats
-from tests import samples
-from tests.samples import T0
+from loopy import testing
+from loopy.testing import T0
 
 
 class AnalyserBroke(Exception):
@@ -56,7 +56,7 @@ class MonitorTests(SynchronousTestCase):
         """
         first, second = Recorder("one"), Recorder("two")
         monitor = self.monitor(first, second)
-        frame = samples.udp_frame()
+        frame = testing.udp_frame()
         monitor.frame(frame, T0, ifindex=3, outgoing=True)
         self.assertEqual((monitor.frames, monitor.bytes, monitor.malformed), (1, len(frame), 0))
         (packet,) = first.packets
@@ -73,7 +73,7 @@ class MonitorTests(SynchronousTestCase):
         """
         analyser = Recorder("one")
         monitor = self.monitor(analyser)
-        monitor.frame(samples.udp_frame()[14:], T0, linktype=LINKTYPE_RAW)
+        monitor.frame(testing.udp_frame()[14:], T0, linktype=LINKTYPE_RAW)
         self.assertEqual([p.dst for p in analyser.packets], ["10.0.0.53"])
 
     def test_malformed(self):
@@ -84,7 +84,7 @@ class MonitorTests(SynchronousTestCase):
         analyser = Recorder("one")
         monitor = self.monitor(analyser)
         monitor.frame(b"\x00" * 5, T0)
-        monitor.frame(samples.udp_frame()[:30], T0)
+        monitor.frame(testing.udp_frame()[:30], T0)
         self.assertEqual((monitor.frames, monitor.bytes, monitor.malformed), (2, 35, 2))
         self.assertEqual(analyser.packets, [])
 
@@ -95,8 +95,8 @@ class MonitorTests(SynchronousTestCase):
         """
         broken, working = Recorder("broken", fail_observe=True), Recorder("working")
         monitor = self.monitor(broken, working)
-        monitor.frame(samples.udp_frame(), T0)
-        monitor.frame(samples.udp_frame(), T0 + 1)
+        monitor.frame(testing.udp_frame(), T0)
+        monitor.frame(testing.udp_frame(), T0 + 1)
         self.assertEqual(monitor.analyser_errors, 2)
         self.assertEqual([p.ts for p in working.packets], [T0, T0 + 1])
         self.assertEqual(len(self.flushLoggedErrors(AnalyserBroke)), 2)
@@ -108,7 +108,7 @@ class MonitorTests(SynchronousTestCase):
         The first ten analyser errors are logged, then one in a thousand.
         """
         monitor = self.monitor(Recorder("broken", fail_observe=True))
-        frame = samples.udp_frame()
+        frame = testing.udp_frame()
         for _ in range(2000):
             monitor.frame(frame, T0)
         self.assertEqual(monitor.analyser_errors, 2000)
@@ -132,7 +132,7 @@ class MonitorTests(SynchronousTestCase):
                                      InterfaceStats("lo", 1, 60, 3)],
             capture_counters=lambda: (4, 1),
         )
-        frame = samples.udp_frame()
+        frame = testing.udp_frame()
         monitor.frame(frame, T0)
         monitor.frame(b"", T0)
         self.assertEqual(
@@ -186,6 +186,6 @@ class MonitorTests(SynchronousTestCase):
 
     def test_no_analysers(self):
         monitor = self.monitor()
-        monitor.frame(samples.udp_frame(), T0)
+        monitor.frame(testing.udp_frame(), T0)
         self.assertEqual(monitor.report(T0).analysers, {})
         self.assertEqual(monitor.frames, 1)

@@ -34,7 +34,8 @@ from loopy.agent.service import PcapSource, ReportLoop
 from loopy.analysis.base import AnalyserConfig, find_analysers
 from loopy.dissect.headers import LINKTYPE_ETHERNET, LINKTYPE_RAW
 from loopy.errors import CaptureError
-from tests import e2e, samples
+from loopy import testing
+from tests import e2e
 
 DATA = Path(__file__).parent / "data"
 TCPDUMP_FILE = DATA / "lo-dns-tcp.pcap"
@@ -544,7 +545,7 @@ class AfterReplayTests(FileCase):
     def setUp(self):
         self.reactor = MemoryReactorClock()
         self.monitor = Monitor("agent-p", "host-p", 1, [])
-        self.monitor.frame(samples.udp_frame(), T0)
+        self.monitor.frame(testing.udp_frame(), T0)
         self.uplink = FakeUplink()
         self.loop = ReportLoop(self.monitor, source_stub(), self.uplink, 1.0,
                                self.reactor, now=lambda: T0 + 7)
@@ -588,7 +589,7 @@ class AfterReplayTests(FileCase):
 
 class OptionsTests(FileCase):
     def parse(self, *argv):
-        return samples.parse_options(tap.Options, *argv)
+        return testing.parse_options(tap.Options, *argv)
 
     def test_pcap(self):
         options = self.parse("--pcap", str(TCPDUMP_FILE), "--pace", "--exit-after-pcap")

@@ -20,8 +20,8 @@ from loopy import __version__
 from loopy.hub.server import Hub
 from loopy.ui.client import CONNECTED, CONNECTING, RECONNECTING, HubClient
 from loopy.wire import AgentHello, BoundedAMP, Report
-from tests import samples
-from tests.samples import T0
+from loopy import testing
+from loopy.testing import T0
 
 
 class HubClientTests(SynchronousTestCase):
@@ -71,7 +71,7 @@ class HubClientTests(SynchronousTestCase):
         for command, kw in [
             (AgentHello, dict(agent_id=agent_id, hostname="host-a", epoch=1,
                               version=__version__)),
-            (Report, dict(report=samples.report(agent_id, epoch=1))),
+            (Report, dict(report=testing.report(agent_id, epoch=1))),
         ]:
             agent.callRemote(command, **kw).addCallbacks(answers.append, answers.append)
             pump.flush()
@@ -122,11 +122,11 @@ class HubClientTests(SynchronousTestCase):
         self.flush()
         view, _, _ = self.client.snapshot()
         self.assertEqual(self.client.updates, 2)
-        self.assertEqual(view.agents[0].report, samples.report("agent-a", epoch=1))
+        self.assertEqual(view.agents[0].report, testing.report("agent-a", epoch=1))
         self.tick()
         self.assertEqual(self.client.updates, 3)
         self.assertEqual(self.client.snapshot()[0].agents[0].report,
-                         samples.report("agent-a", epoch=1))
+                         testing.report("agent-a", epoch=1))
         self.client.set_detail("")
         self.flush()
         self.assertIsNone(self.client.snapshot()[0].agents[0].report)
@@ -140,7 +140,7 @@ class HubClientTests(SynchronousTestCase):
         self.assertEqual(self.client.updates, 0)
         self.accept()
         self.assertEqual(self.client.snapshot()[0].agents[0].report,
-                         samples.report("agent-a", epoch=1))
+                         testing.report("agent-a", epoch=1))
 
     def test_link_lost(self):
         """

@@ -27,8 +27,8 @@ from loopy.ui.views import (
     reverse_sort,
     status_line,
 )
-from tests import samples
-from tests.samples import T0
+from loopy import testing
+from loopy.testing import T0
 
 
 class FormatTests(SynchronousTestCase):
@@ -159,7 +159,7 @@ class RenderTests(SynchronousTestCase):
 
 class FleetScreenTests(SynchronousTestCase):
     def test_rows(self):
-        view = samples.view()
+        view = testing.view()
         header, rows, records = render(FLEET, list(view.agents), "", fleet_search_text)
         self.assertEqual(
             header,
@@ -178,7 +178,7 @@ class FleetScreenTests(SynchronousTestCase):
         self.assertEqual(records, list(view.agents))
 
     def test_sort_by_pps_out(self):
-        view = samples.view()
+        view = testing.view()
         quiet = attrs.evolve(view.agents[0], summary=AgentSummary(pps_out=1.0))
         table = reverse_sort(next_sort(next_sort(next_sort(next_sort(next_sort(FLEET))))))
         header, _, records = render(table, [quiet, view.agents[1]], "", fleet_search_text)
@@ -186,18 +186,18 @@ class FleetScreenTests(SynchronousTestCase):
         self.assertEqual([e.agent_id for e in records], ["agent-b", "agent-a"])
 
     def test_filter_by_status(self):
-        view = samples.view()
+        view = testing.view()
         _, _, records = render(FLEET, list(view.agents), "STALE", fleet_search_text)
         self.assertEqual([e.agent_id for e in records], ["agent-b"])
 
     def test_search_text(self):
-        self.assertEqual(fleet_search_text(samples.entry()), "agent-a host-a online hub-a")
+        self.assertEqual(fleet_search_text(testing.entry()), "agent-a host-a online hub-a")
 
 
 class AgentScreenTests(SynchronousTestCase):
     def tab(self, name, entry=None, filter_text=""):
         table, records, search = TABS[name]
-        return render(table, records(entry or samples.entry()), filter_text, search)
+        return render(table, records(entry or testing.entry()), filter_text, search)
 
     def test_traffic(self):
         header, rows, _ = self.tab("traffic")
@@ -243,15 +243,15 @@ class AgentScreenTests(SynchronousTestCase):
         """
         An agent without a report (or without that analyser) has empty tabs.
         """
-        entry = samples.entry(with_report=False)
+        entry = testing.entry(with_report=False)
         for name in TABS:
             self.assertEqual(self.tab(name, entry)[1], [])
-        bare = samples.entry(report=samples.report(analysers={}))
+        bare = testing.entry(report=testing.report(analysers={}))
         self.assertEqual(self.tab("tcp", bare)[1], [])
 
     def test_headline(self):
         self.assertEqual(
-            agent_headline(samples.entry(), T0),
+            agent_headline(testing.entry(), T0),
             [
                 "agent-a (host-a)  online  via hub-a  last report 0.5s ago",
                 "in 12pps 76.8kbps   out 8pps 9.60kbps   mix tcp 150  udp 40  arp 10",
@@ -265,9 +265,9 @@ class AgentScreenTests(SynchronousTestCase):
         """
         Snapshots that arrived as dicts read the same as records.
         """
-        report = samples.report(analysers={"ip": {"pps_in": 1500.0, "protocols": {}},
+        report = testing.report(analysers={"ip": {"pps_in": 1500.0, "protocols": {}},
                                            "dns": {"queries_total": 9, "qps": 250.0}})
-        lines = agent_headline(samples.entry(report=report), T0)
+        lines = agent_headline(testing.entry(report=report), T0)
         self.assertEqual(lines[1], "in 1.50kpps 0bps   out 0pps 0bps   mix ")
         self.assertEqual(
             lines[2],
@@ -276,7 +276,7 @@ class AgentScreenTests(SynchronousTestCase):
         )
 
     def test_headline_waiting(self):
-        entry = samples.entry("agent-b", "stale", with_report=False, last_heard=None)
+        entry = testing.entry("agent-b", "stale", with_report=False, last_heard=None)
         self.assertEqual(
             agent_headline(entry, T0),
             ["agent-b (host-b)  stale  via hub-a  last report - ago",
@@ -296,12 +296,12 @@ class StatusLineTests(SynchronousTestCase):
 
     def test_view(self):
         self.assertEqual(
-            status_line("connected", samples.view(), 0.4),
+            status_line("connected", testing.view(), 0.4),
             "hub hub-a (connected) · 1/2 agents online · updated 0.4s ago · ? help  q quit",
         )
 
     def test_reconnecting(self):
-        view = FleetView(hub=samples.hub_info(name="hub-b"))
+        view = FleetView(hub=testing.hub_info(name="hub-b"))
         self.assertEqual(
             status_line("reconnecting", view, 125),
             "hub hub-b (reconnecting) · 0/0 agents online · updated 2m ago · ? help  q quit",
@@ -310,7 +310,7 @@ class StatusLineTests(SynchronousTestCase):
 
 class DocumentTests(SynchronousTestCase):
     def test_shape(self):
-        doc = fleet_document(samples.view())
+        doc = fleet_document(testing.view())
         self.assertEqual(sorted(doc), ["agents", "alerts", "hub"])
         self.assertEqual(doc["alerts"], [])
         self.assertEqual(doc["hub"]["name"], "hub-a")
@@ -361,5 +361,5 @@ class DocumentTests(SynchronousTestCase):
         """
         The document is JSON as it is: it survives a dump and load unchanged.
         """
-        doc = fleet_document(samples.view())
+        doc = fleet_document(testing.view())
         self.assertEqual(json.loads(json.dumps(doc)), doc)

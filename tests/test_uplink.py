@@ -23,7 +23,7 @@ from loopy import __version__
 from loopy.agent.uplink import RETRY_POLICY, Uplink
 from loopy.errors import WireError
 from loopy.wire import AgentHello, BoundedAMP, Report
-from tests import samples
+from loopy import testing
 
 EPOCH = 1_700_000_000_000_000
 
@@ -107,8 +107,8 @@ class UplinkTests(SynchronousTestCase):
         self.assertFalse(self.uplink.linked)
 
     def test_unsent_while_unlinked(self):
-        self.uplink.send(samples.report(seq=1))
-        self.uplink.send(samples.report(seq=2))
+        self.uplink.send(testing.report(seq=1))
+        self.uplink.send(testing.report(seq=2))
         self.assertEqual(self.counters(), dict(sent=0, acked=0, unsent=2, failed=0))
 
     def test_hello_on_connect(self):
@@ -131,16 +131,16 @@ class UplinkTests(SynchronousTestCase):
         self.accept(hub)
         self.assertEqual(len(hub.hellos), 1)
         self.assertFalse(self.uplink.linked)
-        self.uplink.send(samples.report(seq=1))
+        self.uplink.send(testing.report(seq=1))
         self.pump.flush()
         self.assertEqual(hub.reports, [])
         hub.hello_answer.callback({"hub": "hub-a"})
         self.pump.flush()
         self.assertTrue(self.uplink.linked)
-        self.uplink.send(samples.report(seq=2))
+        self.uplink.send(testing.report(seq=2))
         self.assertEqual(self.counters(), dict(sent=1, acked=0, unsent=1, failed=0))
         self.pump.flush()
-        self.assertEqual(hub.reports, [samples.report(seq=2)])
+        self.assertEqual(hub.reports, [testing.report(seq=2)])
         self.assertEqual(self.counters(), dict(sent=1, acked=1, unsent=1, failed=0))
 
     def test_report_refused(self):
@@ -151,7 +151,7 @@ class UplinkTests(SynchronousTestCase):
         hub = FakeHub()
         hub.report_answer = WireError("no")
         self.accept(hub)
-        self.uplink.send(samples.report())
+        self.uplink.send(testing.report())
         self.pump.flush()
         self.assertEqual(self.counters(), dict(sent=1, acked=0, unsent=0, failed=1))
         self.assertTrue(self.uplink.linked)
@@ -164,7 +164,7 @@ class UplinkTests(SynchronousTestCase):
         hub = FakeHub()
         hub.report_answer = Deferred()
         self.accept(hub)
-        self.uplink.send(samples.report())
+        self.uplink.send(testing.report())
         self.pump.flush()
         self.drop(hub)
         self.assertEqual(self.counters(), dict(sent=1, acked=0, unsent=0, failed=1))
@@ -179,7 +179,7 @@ class UplinkTests(SynchronousTestCase):
         self.accept(hub)
         self.assertTrue(self.pump.clientIO.disconnected)
         self.assertFalse(self.uplink.linked)
-        self.uplink.send(samples.report())
+        self.uplink.send(testing.report())
         self.assertEqual(self.uplink.reports_unsent, 1)
         self.reactor.advance(1.75)
         self.assertEqual(len(self.reactor.tcpClients), 2)
@@ -193,7 +193,7 @@ class UplinkTests(SynchronousTestCase):
         hub = self.accept()
         self.drop(hub)
         self.assertFalse(self.uplink.linked)
-        self.uplink.send(samples.report())
+        self.uplink.send(testing.report())
         self.assertEqual(self.uplink.reports_unsent, 1)
         self.reactor.advance(0.74)
         self.assertEqual(len(self.reactor.tcpClients), 1)
@@ -202,9 +202,9 @@ class UplinkTests(SynchronousTestCase):
         second = self.accept()
         self.assertEqual([h["agent_id"] for h in second.hellos], ["agent-a"])
         self.assertTrue(self.uplink.linked)
-        self.uplink.send(samples.report(seq=2))
+        self.uplink.send(testing.report(seq=2))
         self.pump.flush()
-        self.assertEqual(second.reports, [samples.report(seq=2)])
+        self.assertEqual(second.reports, [testing.report(seq=2)])
 
     def test_backoff(self):
         """

@@ -31,8 +31,8 @@ from loopy.wire import (
     decode_record,
     encode_record,
 )
-from tests import samples
-from tests.samples import Ping, box_bytes
+from loopy import testing
+from loopy.testing import Ping, box_bytes
 
 
 def _compressed_json(value) -> bytes:
@@ -45,7 +45,7 @@ def _big_report() -> AgentReport:
     hex-encoded, compress to about 160,000.
     """
     noise = random.Random(7).randbytes(150_000).hex()
-    return samples.report(analysers={"blob": {"noise": noise}, "ip": samples.ip_snapshot()})
+    return testing.report(analysers={"blob": {"noise": noise}, "ip": testing.ip_snapshot()})
 
 
 class EncodeDecodeTests(SynchronousTestCase):
@@ -58,7 +58,7 @@ class EncodeDecodeTests(SynchronousTestCase):
         A report with every built-in snapshot decodes equal to the original,
         snapshots as their record types.
         """
-        report = samples.report()
+        report = testing.report()
         decoded = decode_record(encode_record(report), AgentReport)
         self.assertEqual(decoded, report)
         self.assertIsInstance(decoded.analysers["ip"], IpSnapshot)
@@ -69,7 +69,7 @@ class EncodeDecodeTests(SynchronousTestCase):
         """
         A fleet view, with a report nested in an entry, round-trips.
         """
-        view = samples.view()
+        view = testing.view()
         self.assertEqual(decode_record(encode_record(view), FleetView), view)
 
     def test_unknown_analyser_is_dict(self):
@@ -77,7 +77,7 @@ class EncodeDecodeTests(SynchronousTestCase):
         Snapshots of analysers this process does not know travel as the
         plain JSON objects they were sent as.
         """
-        report = samples.report()
+        report = testing.report()
         decoded = decode_record(encode_record(report), AgentReport)
         self.assertEqual(decoded.analysers["arp"], {"requests": 3, "replies": [1, 2]})
         self.assertIs(type(decoded.analysers["arp"]), dict)
@@ -95,14 +95,14 @@ class EncodeDecodeTests(SynchronousTestCase):
 
         wire.register_snapshot("arp", ArpSnapshot)
         self.addCleanup(wire.SNAPSHOT_TYPES.pop, "arp")
-        decoded = decode_record(encode_record(samples.report()), AgentReport)
+        decoded = decode_record(encode_record(testing.report()), AgentReport)
         self.assertEqual(decoded.analysers["arp"], ArpSnapshot(3, (1, 2)))
 
     def test_compressed(self):
         """
         The encoding is zlib-compressed, compact JSON.
         """
-        report = samples.report()
+        report = testing.report()
         raw = zlib.decompress(encode_record(report))
         self.assertEqual(json.loads(raw), wire.to_json_value(report))
         self.assertNotIn(b", ", raw)
@@ -112,7 +112,7 @@ class EncodeDecodeTests(SynchronousTestCase):
         A record whose JSON is over L{MAX_RECORD_BYTES} is not encoded.
         """
         self.patch(wire, "MAX_RECORD_BYTES", 100)
-        error = self.assertRaises(WireError, encode_record, samples.report())
+        error = self.assertRaises(WireError, encode_record, testing.report())
         self.assertRegex(str(error), r"^record of \d+ bytes exceeds 100$")
 
     def test_not_zlib(self):
@@ -127,7 +127,7 @@ class EncodeDecodeTests(SynchronousTestCase):
         """
         A zlib stream cut short is refused before any JSON is parsed.
         """
-        data = encode_record(samples.report())
+        data = encode_record(testing.report())
         error = self.assertRaises(WireError, decode_record, data[:-20], AgentReport)
         self.assertEqual(str(error), "record is not exactly one complete zlib stream")
 
@@ -135,7 +135,7 @@ class EncodeDecodeTests(SynchronousTestCase):
         """
         Bytes after the end of the zlib stream are refused.
         """
-        data = encode_record(samples.report())
+        data = encode_record(testing.report())
         error = self.assertRaises(WireError, decode_record, data + b"junk", AgentReport)
         self.assertEqual(str(error), "record is not exactly one complete zlib stream")
 
@@ -160,7 +160,7 @@ class EncodeDecodeTests(SynchronousTestCase):
         self.assertIn("KeyError('hostname')", str(error))
 
     def test_analysers_not_object(self):
-        value = wire.to_json_value(samples.report())
+        value = wire.to_json_value(testing.report())
         value["analysers"] = ["ip"]
         error = self.assertRaises(
             WireError, decode_record, _compressed_json(value), AgentReport
@@ -171,7 +171,7 @@ class EncodeDecodeTests(SynchronousTestCase):
         """
         A value the record's validators refuse (a negative seq) is refused.
         """
-        value = wire.to_json_value(samples.report())
+        value = wire.to_json_value(testing.report())
         value["seq"] = -1
         error = self.assertRaises(
             WireError, decode_record, _compressed_json(value), AgentReport
@@ -182,7 +182,7 @@ class EncodeDecodeTests(SynchronousTestCase):
         """
         An error message quoting the peer's data is at most 500 characters.
         """
-        value = wire.to_json_value(samples.report())
+        value = wire.to_json_value(testing.report())
         value["epoch"] = value["seq"] = value["ts"] = "x" * 5000
         error = self.assertRaises(
             WireError, decode_record, _compressed_json(value), AgentReport
@@ -193,17 +193,17 @@ class EncodeDecodeTests(SynchronousTestCase):
         """
         A record of exactly L{MAX_RECORD_BYTES} of JSON decodes.
         """
-        raw = json.dumps(wire.to_json_value(samples.report())).encode("utf-8")
+        raw = json.dumps(wire.to_json_value(testing.report())).encode("utf-8")
         raw += b" " * (MAX_RECORD_BYTES - len(raw))
         self.assertEqual(
-            decode_record(zlib.compress(raw, 1), AgentReport), samples.report()
+            decode_record(zlib.compress(raw, 1), AgentReport), testing.report()
         )
 
     def test_too_large(self):
         """
         Valid JSON one octet over L{MAX_RECORD_BYTES} is refused.
         """
-        raw = json.dumps(wire.to_json_value(samples.report())).encode("utf-8")
+        raw = json.dumps(wire.to_json_value(testing.report())).encode("utf-8")
         raw += b" " * (MAX_RECORD_BYTES + 1 - len(raw))
         error = self.assertRaises(
             WireError, decode_record, zlib.compress(raw, 1), AgentReport
@@ -246,9 +246,9 @@ class RecordArgumentTests(SynchronousTestCase):
 
     def test_one_chunk(self):
         strings = {}
-        Record(AgentReport).toBox(b"report", strings, {"report": samples.report()}, None)
+        Record(AgentReport).toBox(b"report", strings, {"report": testing.report()}, None)
         self.assertEqual(list(strings), [b"report"])
-        self.assertEqual(strings[b"report"], encode_record(samples.report()))
+        self.assertEqual(strings[b"report"], encode_record(testing.report()))
 
     def test_chunks(self):
         """
@@ -310,7 +310,7 @@ class Peer(BoundedAMP):
 
     @GetFleet.responder
     def get_fleet(self):
-        return {"view": samples.view()}
+        return {"view": testing.view()}
 
     @Ping.responder
     def ping(self):
@@ -336,7 +336,7 @@ class AmpPairTests(SynchronousTestCase):
         self.client, self.server, self.pump = connectedServerAndClient(Peer, BoundedAMP)
 
     def test_report(self):
-        report = samples.report()
+        report = testing.report()
         d = self.client.callRemote(Report, report=report)
         self.pump.flush()
         self.assertEqual(self.successResultOf(d), {"accepted": True})
@@ -355,7 +355,7 @@ class AmpPairTests(SynchronousTestCase):
     def test_view_in_answer(self):
         d = self.client.callRemote(GetFleet)
         self.pump.flush()
-        self.assertEqual(self.successResultOf(d), {"view": samples.view()})
+        self.assertEqual(self.successResultOf(d), {"view": testing.view()})
 
     def test_bad_record_drops_peer(self):
         """

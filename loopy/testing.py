@@ -1,5 +1,6 @@
 """
-Sample records and frames shared by the unit tests.
+Test doubles shipped with Loopy (STYLE.md item 16): sample records, frames
+and AMP boxes for unit tests of Loopy and of plugins.
 
 Every value is fixed, so tests can compare whole records and exact strings.
 """
