@@ -254,3 +254,28 @@ def parse_options(options_class, *argv: str):
     options = options_class()
     options.parseOptions(list(argv))
     return options
+
+
+class OptionsTestMixin:
+    """
+    For a SynchronousTestCase of a usage.Options class: set C{options_class}.
+    """
+
+    options_class: type
+
+    def parse(self, *argv: str):
+        return parse_options(self.options_class, *argv)
+
+    def assertUsageError(self, argv, message=None):
+        """
+        Parsing C{argv} raises usage.UsageError, with C{message} if given.
+
+        :returns: the error.
+        """
+        from twisted.python import usage
+
+        error = self.assertRaises(usage.UsageError, self.parse, *argv)
+        if message is not None:
+            self.assertEqual(str(error), message)
+        return error
+

@@ -24,12 +24,8 @@ def parse(*argv: str) -> tap.Options:
     return testing.parse_options(tap.Options, *argv)
 
 
-class OptionsTests(SynchronousTestCase):
-    def assertUsageError(self, argv, message=None):
-        error = self.assertRaises(usage.UsageError, parse, *argv)
-        if message is not None:
-            self.assertEqual(str(error), message)
-        return error
+class OptionsTests(testing.OptionsTestMixin, SynchronousTestCase):
+    options_class = tap.Options
 
     def test_defaults(self):
         options = parse()

@@ -9,7 +9,6 @@ import socket
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
 from twisted.internet.testing import MemoryReactorClock
-from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from loopy.hub import tap
@@ -21,11 +20,8 @@ def parse(*argv: str) -> tap.Options:
     return testing.parse_options(tap.Options, *argv)
 
 
-class OptionsTests(SynchronousTestCase):
-    def assertUsageError(self, argv, message=None):
-        error = self.assertRaises(usage.UsageError, parse, *argv)
-        if message is not None:
-            self.assertEqual(str(error), message)
+class OptionsTests(testing.OptionsTestMixin, SynchronousTestCase):
+    options_class = tap.Options
 
     def test_defaults(self):
         options = parse()
