@@ -32,13 +32,24 @@ class InterfaceStats:
     :ivar frames: frames read from the kernel.
     :ivar bytes: octets of those frames as captured (link header included).
     :ivar kernel_drops: frames the kernel dropped because the socket's receive
-        queue was full (``tp_drops`` of ``PACKET_STATISTICS``, packet(7)).
+        queue or ring was full (``tp_drops`` of ``PACKET_STATISTICS``,
+        packet(7)).
+    :ivar source: how frames were read: ``ring`` (a TPACKET_V3 ring),
+        ``socket`` (batched reads) or ``pcap`` (a capture file).
+    :ivar ring_fill: the ring's peak fill since the previous report, the
+        fraction (0 to 1) of its blocks waiting for the agent; 0.0 for other
+        sources.
+    :ivar ring_freezes: times the kernel found the ring full
+        (``tp_freeze_q_cnt``), cumulative.
     """
 
     name: str
     frames: int = 0
     bytes: int = 0
     kernel_drops: int = 0
+    source: str = "socket"
+    ring_fill: float = 0.0
+    ring_freezes: int = 0
 
 
 @frozen
@@ -55,6 +66,25 @@ class CaptureStats:
     :ivar full_batches: wake-ups that stopped at the batch bound with frames
         still queued (a sign the agent is near its limit).
     :ivar interfaces: per-interface counters.
+    :ivar drops_per_second: kernel drops per second over the last interval.
+    :ivar drop_ratio: kernel drops over frames offered (read plus dropped)
+        in the last interval, 0 to 1.
+    :ivar ring_fill: the fullest ring's peak fill in the last interval (see
+        L{InterfaceStats.ring_fill}).
+    :ivar dissected: packets dissected by scapy for an analyser (DNS
+        answers today), cumulative.
+    :ivar budgeted_out: packets an analyser wanted dissected but were not,
+        the per-second dissection budget being spent; cumulative.
+    :ivar packet_time_p50_us: median per-packet processing time (header
+        parse and every analyser), microseconds, over the packets sampled
+        in the last interval (one in L{loopy.agent.monitor.SAMPLE_EVERY}).
+    :ivar packet_time_p99_us: the 99th percentile of the same, microseconds.
+    :ivar cpu_seconds: the agent process's user plus system CPU time,
+        cumulative (times(2)).
+    :ivar cpu_percent: the agent's CPU time over the last interval, percent
+        of one core.
+    :ivar rss_bytes: the agent's resident set size at report time, octets
+        (``/proc/self/statm``, proc(5)).
     """
 
     frames: int = 0
@@ -64,6 +94,16 @@ class CaptureStats:
     batches: int = 0
     full_batches: int = 0
     interfaces: tuple[InterfaceStats, ...] = ()
+    drops_per_second: float = 0.0
+    drop_ratio: float = 0.0
+    ring_fill: float = 0.0
+    dissected: int = 0
+    budgeted_out: int = 0
+    packet_time_p50_us: float = 0.0
+    packet_time_p99_us: float = 0.0
+    cpu_seconds: float = 0.0
+    cpu_percent: float = 0.0
+    rss_bytes: int = 0
 
 
 @frozen
@@ -379,6 +419,10 @@ class AgentSummary:
     frames: int = 0
     kernel_drops: int = 0
     malformed: int = 0
+    drops_per_second: float = 0.0
+    drop_ratio: float = 0.0
+    cpu_percent: float = 0.0
+    rss_bytes: int = 0
 
 
 @frozen
@@ -463,6 +507,10 @@ def summarize(report: AgentReport) -> AgentSummary:
         frames=report.capture.frames,
         kernel_drops=report.capture.kernel_drops,
         malformed=report.capture.malformed,
+        drops_per_second=report.capture.drops_per_second,
+        drop_ratio=report.capture.drop_ratio,
+        cpu_percent=report.capture.cpu_percent,
+        rss_bytes=report.capture.rss_bytes,
     )
 
 

@@ -50,6 +50,28 @@ class OptionsTests(testing.OptionsTestMixin, SynchronousTestCase):
             },
         )
 
+    def test_capture_defaults(self):
+        """
+        A TPACKET_V3 ring of 16 MiB per interface, blocks handed over after
+        100 ms at the latest.
+        """
+        options = parse()
+        self.assertEqual((options["capture"], options["ring-size"], options["block-timeout"]),
+                         ("ring", 16, 100))
+
+    def test_capture_method(self):
+        options = parse("--capture", "socket", "--ring-size", "64", "--block-timeout", "10")
+        self.assertEqual((options["capture"], options["ring-size"], options["block-timeout"]),
+                         ("socket", 64, 10))
+
+    def test_bad_capture_method(self):
+        error = self.assertUsageError(["--capture", "mmap"])
+        self.assertIn("must be one of ring, socket", str(error))
+
+    def test_bad_ring_size(self):
+        error = self.assertUsageError(["--ring-size", "0"])
+        self.assertIn("must be a positive whole number", str(error))
+
     def test_hub_address(self):
         options = parse("--hub", "10.0.0.9:7500")
         self.assertEqual(options["hub"], "tcp:host=10.0.0.9:port=7500")
@@ -181,6 +203,8 @@ class MakeServiceTests(SynchronousTestCase):
             [type(child) for child in top], [CaptureService, Uplink, ReportLoop]
         )
         capture, uplink, _loop = top
+        self.assertEqual((capture._config.method, capture._config.ring_size,
+                          capture._config.block_timeout), ("ring", 16 * 1024 * 1024, 100))
         self.assertEqual(uplink.endpoint, "tcp:host=10.0.0.9:port=7500")
         self.assertEqual(capture.sockets, {})
         self.assertFalse(top.running)

@@ -91,6 +91,11 @@ class EndToEndSliceTests(e2e.FleetCase):
         self.assertGreater(capture["frames"], 0)
         self.assertEqual(capture["kernel_drops"], 0)
         self.assertEqual(capture["malformed"], 0)
+        self.assertEqual({i["source"] for i in capture["interfaces"]}, {"ring"})
+        self.assertTrue(0 <= capture["ring_fill"] <= 1, capture["ring_fill"])
+        self.assertGreater(capture["cpu_seconds"], 0)
+        self.assertGreater(capture["rss_bytes"], 20_000_000)
+        self.assertEqual(capture["drop_ratio"], 0.0)
         self.assertEqual(
             [c for c in agent["tcp"]["connections"] if self.hub_port in (c["sport"], c["dport"])],
             [],

@@ -96,6 +96,10 @@ class SummarizeTests(SynchronousTestCase):
                 frames=200,
                 kernel_drops=2,
                 malformed=1,
+                drops_per_second=2.0,
+                drop_ratio=0.0099,
+                cpu_percent=1.2,
+                rss_bytes=61_000_000,
             ),
         )
 

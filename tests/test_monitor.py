@@ -8,7 +8,7 @@ from zope.interface import implementer
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from loopy.agent.monitor import Monitor
+from loopy.agent.monitor import MAX_SAMPLES, SAMPLE_EVERY, Monitor, percentile, process_usage
 from loopy.analysis.base import IAnalyser
 from loopy.dissect.headers import LINKTYPE_RAW
 from loopy.model import AgentReport, CaptureStats, InterfaceStats
@@ -58,7 +58,7 @@ class MonitorTests(SynchronousTestCase):
         monitor = self.monitor(first, second)
         frame = testing.udp_frame()
         monitor.frame(frame, T0, ifindex=3, outgoing=True)
-        self.assertEqual((monitor.frames, monitor.bytes, monitor.malformed), (1, len(frame), 0))
+        self.assertEqual(monitor.malformed, 0)
         (packet,) = first.packets
         self.assertEqual(second.packets, [packet])
         self.assertEqual(
@@ -78,14 +78,14 @@ class MonitorTests(SynchronousTestCase):
 
     def test_malformed(self):
         """
-        A frame the header parser refuses is counted, with its octets, and
-        not given to analysers.
+        A frame the header parser refuses is counted and not given to
+        analysers.
         """
         analyser = Recorder("one")
         monitor = self.monitor(analyser)
         monitor.frame(b"\x00" * 5, T0)
         monitor.frame(testing.udp_frame()[:30], T0)
-        self.assertEqual((monitor.frames, monitor.bytes, monitor.malformed), (2, 35, 2))
+        self.assertEqual(monitor.malformed, 2)
         self.assertEqual(analyser.packets, [])
 
     def test_analyser_raises(self):
@@ -126,11 +126,16 @@ class MonitorTests(SynchronousTestCase):
         self.assertEqual(len(self.flushLoggedErrors(AnalyserBroke)), 1)
 
     def test_report(self):
+        """
+        A report carries every analyser's snapshot and the capture's health:
+        frames and octets as the capture source counted them.
+        """
         monitor = self.monitor(
             Recorder("one"),
             interface_stats=lambda: [InterfaceStats("eth0", 5, 500, 2),
                                      InterfaceStats("lo", 1, 60, 3)],
             capture_counters=lambda: (4, 1),
+            usage=lambda: (1.5, 52_000_000),
         )
         frame = testing.udp_frame()
         monitor.frame(frame, T0)
@@ -145,18 +150,23 @@ class MonitorTests(SynchronousTestCase):
                 ts=T0 + 0.5,
                 interval=1.0,
                 capture=CaptureStats(
-                    frames=2,
-                    bytes=len(frame),
+                    frames=6,
+                    bytes=560,
                     kernel_drops=5,
                     malformed=1,
                     batches=4,
                     full_batches=1,
                     interfaces=(InterfaceStats("eth0", 5, 500, 2),
                                 InterfaceStats("lo", 1, 60, 3)),
+                    drops_per_second=5.0,
+                    drop_ratio=round(5 / 11, 6),
+                    cpu_seconds=1.5,
+                    rss_bytes=52_000_000,
                 ),
                 analysers={"one": {"packets": 1}},
             ),
         )
+
 
     def test_seq_and_interval(self):
         """
@@ -188,4 +198,118 @@ class MonitorTests(SynchronousTestCase):
         monitor = self.monitor()
         monitor.frame(testing.udp_frame(), T0)
         self.assertEqual(monitor.report(T0).analysers, {})
-        self.assertEqual(monitor.frames, 1)
+        self.assertEqual(monitor.malformed, 0)
+
+
+class CaptureHealthTests(SynchronousTestCase):
+    """
+    The capture health in each report: drop rates over the last interval,
+    ring fill, dissection counts, sampled per-packet time, CPU and memory.
+    """
+
+    def setUp(self):
+        self.interfaces = [InterfaceStats("eth0")]
+        self.usage = (0.0, 0)
+        self.now_ns = 0
+        self.analysers = [Recorder("one")]
+
+    def timer(self):
+        self.now_ns += 2500
+        return self.now_ns
+
+    def monitor(self):
+        return Monitor("agent-a", "host-a", 42, self.analysers,
+                       interface_stats=lambda: self.interfaces,
+                       usage=lambda: self.usage, timer=self.timer)
+
+    def test_dropRateOverInterval(self):
+        """
+        The drop rate and ratio cover only the interval since the previous
+        report: 50 drops beside 950 frames in 2 s is 25 drops/s, 5 %.
+        """
+        monitor = self.monitor()
+        self.interfaces = [InterfaceStats("eth0", frames=1000, kernel_drops=10)]
+        first = monitor.report(T0).capture
+        self.interfaces = [InterfaceStats("eth0", frames=1950, kernel_drops=60)]
+        second = monitor.report(T0 + 2).capture
+        self.interfaces = [InterfaceStats("eth0", frames=1950, kernel_drops=60)]
+        third = monitor.report(T0 + 3).capture
+        self.assertEqual((first.drops_per_second, first.drop_ratio), (10.0, round(10 / 1010, 6)))
+        self.assertEqual((second.drops_per_second, second.drop_ratio), (25.0, 0.05))
+        self.assertEqual((third.drops_per_second, third.drop_ratio), (0.0, 0.0))
+        self.assertEqual(third.kernel_drops, 60)
+
+    def test_ringFill(self):
+        """
+        The fullest interface's ring fill is the capture's.
+        """
+        self.interfaces = [InterfaceStats("eth0", ring_fill=0.25, source="ring"),
+                           InterfaceStats("eth1", ring_fill=0.5, source="ring"),
+                           InterfaceStats("tun0")]
+        self.assertEqual(self.monitor().report(T0).capture.ring_fill, 0.5)
+
+    def test_dissectionCounts(self):
+        """
+        Analysers that dissect with scapy say how much, and how much they
+        skipped for the budget; the report sums them.
+        """
+        first, second = Recorder("dns"), Recorder("arp")
+        first.dissection_counts = lambda: (7, 3)
+        second.dissection_counts = lambda: (1, 0)
+        self.analysers = [first, second, Recorder("ip")]
+        capture = self.monitor().report(T0).capture
+        self.assertEqual((capture.dissected, capture.budgeted_out), (8, 3))
+
+    def test_packetTimeSamples(self):
+        """
+        About one packet in SAMPLE_EVERY is timed; the report gives the
+        median and 99th percentile in microseconds, then starts afresh.
+        """
+        monitor = self.monitor()
+        frame = testing.udp_frame()
+        for _ in range(SAMPLE_EVERY * 100):
+            monitor.frame(frame, T0)
+        capture = monitor.report(T0).capture
+        self.assertEqual((capture.packet_time_p50_us, capture.packet_time_p99_us), (2.5, 2.5))
+        self.assertEqual(self.now_ns % 5000, 0)
+        self.assertTrue(50 <= self.now_ns // 5000 <= 200, self.now_ns // 5000)
+        capture = monitor.report(T0 + 1).capture
+        self.assertEqual((capture.packet_time_p50_us, capture.packet_time_p99_us), (0.0, 0.0))
+
+    def test_samplesBounded(self):
+        """
+        At most MAX_SAMPLES packets are timed per interval.
+        """
+        monitor = self.monitor()
+        frame = testing.udp_frame()
+        for _ in range(SAMPLE_EVERY * (MAX_SAMPLES + 500)):
+            monitor.frame(frame, T0)
+        self.assertEqual(self.now_ns, MAX_SAMPLES * 5000)
+
+    def test_percentile(self):
+        ordered = list(range(1, 101))
+        self.assertEqual((percentile(ordered, 0.5), percentile(ordered, 0.99)), (51, 100))
+        self.assertEqual(percentile([7], 0.99), 7)
+
+    def test_cpuAndMemory(self):
+        """
+        CPU time is cumulative; its percent of one core covers the last
+        interval (none for the first report); the RSS is as read.
+        """
+        monitor = self.monitor()
+        self.usage = (10.0, 40_000_000)
+        first = monitor.report(T0).capture
+        self.usage = (10.5, 41_000_000)
+        second = monitor.report(T0 + 2).capture
+        self.assertEqual((first.cpu_seconds, first.cpu_percent, first.rss_bytes),
+                         (10.0, 0.0, 40_000_000))
+        self.assertEqual((second.cpu_seconds, second.cpu_percent, second.rss_bytes),
+                         (10.5, 25.0, 41_000_000))
+
+    def test_processUsage(self):
+        """
+        This process's own CPU time and memory, from times(2) and /proc.
+        """
+        cpu, rss = process_usage()
+        self.assertGreater(cpu, 0.0)
+        self.assertGreater(rss, 10_000_000)

@@ -17,12 +17,14 @@ from loopy.ui.views import (
     Table,
     age,
     agent_headline,
+    dropping_agents,
     fleet_document,
     fleet_search_text,
     human,
     ms,
     next_sort,
     octets,
+    percent,
     render,
     reverse_sort,
     status_line,
@@ -164,15 +166,15 @@ class FleetScreenTests(SynchronousTestCase):
         self.assertEqual(
             header,
             "agent▲           host           status  hub         pps in pps out   bps in"
-            "  bps out    tcp  dns/s   drops",
+            "  bps out    tcp  dns/s   drops  drop%  cpu%",
         )
         self.assertEqual(
             rows,
             [
                 "agent-a          host-a         online  hub-a           12       8   76.8kb"
-                "   9.60kb      1    0.5       2",
+                "   9.60kb      1    0.5       2  0.99%  1.2%",
                 "agent-b          host-b         stale   hub-a           12       8   76.8kb"
-                "   9.60kb      1    0.5       2",
+                "   9.60kb      1    0.5       2  0.99%  1.2%",
             ],
         )
         self.assertEqual(records, list(view.agents))
@@ -257,9 +259,25 @@ class AgentScreenTests(SynchronousTestCase):
                 "in 12pps 76.8kbps   out 8pps 9.60kbps   mix tcp 150  udp 40  arp 10",
                 "tcp active 1 half-open 1 syn 3 est 2 fin 1 rst 1 rexmit 4   "
                 "dns q 5 0.5/s nxdomain 1 servfail 0",
-                "capture frames 200 bytes 105kB kernel drops 2 malformed 1",
+                "capture ring:eth0  frames 200 bytes 105kB  kernel drops 2 (2/s, 0.99%)  "
+                "ring fill 12%  malformed 1",
+                "per packet p50 3.2µs p99 12.5µs  cpu 1.2%  rss 58.2MB  "
+                "scapy dissected 4 budgeted out 1",
             ],
         )
+
+    def test_headline_drop_warning(self):
+        """
+        At or above the warning threshold the agent screen says so, and what
+        to do about it.
+        """
+        lines = agent_headline(testing.entry(), T0, drop_warning=0.5)
+        self.assertEqual(
+            lines[-1],
+            "!! dropping 0.99% of packets (warning at 0.5%): raise --ring-size or "
+            "lighten the load",
+        )
+        self.assertEqual(len(agent_headline(testing.entry(), T0)), 5)
 
     def test_headline_dict_snapshots(self):
         """
@@ -308,6 +326,52 @@ class StatusLineTests(SynchronousTestCase):
         )
 
 
+class DropWarningTests(SynchronousTestCase):
+    """
+    Agents dropping at least the warning threshold of their packets are
+    named on the link line, worst first.
+    """
+
+    def fleet(self, *ratios, status="online"):
+        agents = tuple(
+            testing.entry(f"agent-{i}", status, summary=AgentSummary(drop_ratio=ratio))
+            for i, ratio in enumerate(ratios)
+        )
+        return FleetView(hub=testing.hub_info(), agents=agents)
+
+    def test_none(self):
+        self.assertEqual(dropping_agents(self.fleet(0.0, 0.009)), "")
+
+    def test_worst_first(self):
+        self.assertEqual(dropping_agents(self.fleet(0.01, 0.2, 0.005)),
+                         "!! dropping: agent-1 20%, agent-0 1.0%")
+
+    def test_threshold(self):
+        self.assertEqual(dropping_agents(self.fleet(0.01, 0.005), drop_warning=0.5),
+                         "!! dropping: agent-0 1.0%, agent-1 0.50%")
+
+    def test_more(self):
+        self.assertEqual(dropping_agents(self.fleet(0.5, 0.4, 0.3, 0.2, 0.1)),
+                         "!! dropping: agent-0 50%, agent-1 40%, agent-2 30% +2 more")
+
+    def test_offline_not_named(self):
+        """
+        An offline agent's last drop ratio is old news.
+        """
+        self.assertEqual(dropping_agents(self.fleet(0.5, status="offline")), "")
+
+    def test_status_line(self):
+        self.assertEqual(
+            status_line("connected", self.fleet(0.02), 1),
+            "hub hub-a (connected) · 1/1 agents online · updated 1.0s ago · "
+            "!! dropping: agent-0 2.0% · ? help  q quit",
+        )
+
+    def test_percent(self):
+        self.assertEqual([percent(r) for r in [0, 0.00004, 0.0004, 0.0099, 0.032, 0.5, 1]],
+                         ["0", "<0.01%", "0.04%", "0.99%", "3.2%", "50%", "100%"])
+
+
 class DocumentTests(SynchronousTestCase):
     def test_shape(self):
         doc = fleet_document(testing.view())
@@ -353,7 +417,8 @@ class DocumentTests(SynchronousTestCase):
              "epoch": 1_700_000_000_000_000, "seq": 1, "last_heard": T0 - 0.5,
              "summary": {"pps_in": 12.0, "pps_out": 8.0, "bps_in": 76800.0,
                          "bps_out": 9600.0, "tcp_active": 1, "dns_qps": 0.5, "frames": 200,
-                         "kernel_drops": 2, "malformed": 1},
+                         "kernel_drops": 2, "malformed": 1, "drops_per_second": 2.0,
+                         "drop_ratio": 0.0099, "cpu_percent": 1.2, "rss_bytes": 61_000_000},
              "capture": None},
         )
 

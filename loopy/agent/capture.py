@@ -84,9 +84,10 @@ class PacketSocket:
     """
     A capture socket on one interface, registered with the reactor.
 
-    :ivar stats: the socket's L{InterfaceStats} (updated in place by
-        L{poll_kernel_stats} and every read).
+    :ivar source: how frames are read (see L{InterfaceStats.source}).
     """
+
+    source = "socket"
 
     def __init__(
         self,
@@ -112,7 +113,8 @@ class PacketSocket:
         self._filter = filter_expression
         self._promisc = promisc
         self._batch = batch
-        self._buffer = bytearray(snaplen)
+        self.snaplen = snaplen
+        self._buffer = bytearray()
         self._view = memoryview(self._buffer)
         self._rcvbuf = rcvbuf
         self.sock: Optional[socket.socket] = None
@@ -145,7 +147,7 @@ class PacketSocket:
         self.linktype = linktype
         self.loopback = hatype == 772
         program = (
-            bpf.compile_filter(self._filter, linktype, snaplen=len(self._buffer))
+            bpf.compile_filter(self._filter, linktype, snaplen=self.snaplen)
             if self._filter else None
         )
         try:
@@ -158,23 +160,41 @@ class PacketSocket:
         try:
             if program is not None:
                 bpf.attach(sock, program)
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, self._rcvbuf)
-            except OSError:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self._rcvbuf)
-            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+            self._prepare(sock)
             sock.bind((self.interface, ETH_P_ALL))
             if self._promisc:
                 mreq = struct.pack("IHH8s", self.ifindex, PACKET_MR_PROMISC, 0, b"")
                 sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
             sock.setblocking(False)
         except OSError as e:
+            self._unprepare()
             sock.close()
             raise CaptureError(f"cannot capture on {self.interface}: {e}") from None
-        except Exception:
+        except BaseException:
+            self._unprepare()
             sock.close()
             raise
         self.sock = sock
+
+    def _prepare(self, sock: socket.socket) -> None:
+        """
+        Set the socket up for reading, after its filter and before its bind:
+        here a large receive queue and kernel timestamps.
+
+        :raises OSError: if the kernel refuses.
+        """
+        self._buffer = bytearray(self.snaplen)
+        self._view = memoryview(self._buffer)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, self._rcvbuf)
+        except OSError:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self._rcvbuf)
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+
+    def _unprepare(self) -> None:
+        """
+        Undo what L{_prepare} set up beside the socket itself.
+        """
 
     def fileno(self) -> int:
         return self.sock.fileno() if self.sock is not None else -1
@@ -224,29 +244,38 @@ class PacketSocket:
         if count:
             self.batches += 1
 
+    #: The layout of ``PACKET_STATISTICS`` for this socket's kind
+    #: (``struct tpacket_stats``: packets, drops).
+    _kernel_stats = _STATS
+
     def poll_kernel_stats(self) -> None:
         """
-        Add the kernel's drop count since the last poll to C{kernel_drops}.
+        Add the kernel's counters since the last poll (the kernel resets
+        them on each read) to this socket's.
         """
         if self.sock is None:
             return
+        layout = self._kernel_stats
         try:
-            raw = self.sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, _STATS.size)
+            raw = self.sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, layout.size)
         except OSError:
             return
-        _packets, drops = _STATS.unpack(raw)
+        self._add_kernel_stats(*layout.unpack(raw))
+
+    def _add_kernel_stats(self, _packets: int, drops: int) -> None:
         self.kernel_drops += drops
 
     def stats(self) -> InterfaceStats:
         return InterfaceStats(
             name=self.interface, frames=self.frames, bytes=self.bytes,
-            kernel_drops=self.kernel_drops,
+            kernel_drops=self.kernel_drops, source=self.source,
         )
 
     def connectionLost(self, reason) -> None:
         self.close()
 
     def close(self) -> None:
+        self._unprepare()
         if self.sock is not None:
             self.sock.close()
             self.sock = None

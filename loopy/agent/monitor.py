@@ -7,6 +7,9 @@ or the hub; a capture source feeds it and the uplink takes its reports.
 
 from __future__ import annotations
 
+import os
+import random
+from time import perf_counter_ns
 from typing import Callable, Iterable, Optional
 
 from twisted.logger import Logger
@@ -16,10 +19,47 @@ from loopy.model import AgentReport, CaptureStats, InterfaceStats
 
 log = Logger()
 
+#: One packet in this many (on average; the gap is random so that periodic
+#: traffic cannot alias) has its processing time measured.
+SAMPLE_EVERY = 64
+#: Most processing-time samples kept per report interval; later packets in
+#: the interval are not sampled.
+MAX_SAMPLES = 4096
+
+
+def process_usage() -> tuple[float, int]:
+    """
+    This process's CPU time and memory.
+
+    :returns: ``(cpu_seconds, rss_bytes)``: user plus system CPU seconds
+        (times(2)) and the resident set size in octets (``/proc/self/statm``,
+        proc(5)); 0 for the size where /proc is missing.
+    """
+    times = os.times()
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            rss = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        rss = 0
+    return times.user + times.system, rss
+
+
+def percentile(ordered: list, fraction: float):
+    """
+    The nearest-rank percentile of an ordered, non-empty list.
+
+    :param fraction: 0.5 for the median, 0.99 for the 99th percentile.
+    """
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
+
 
 class Monitor:
     """
     Runs analysers over frames and makes reports.
+
+    Frames and octets are counted by the capture source (its
+    C{interface_stats()}); the monitor counts what the header parser
+    refused, analyser failures, and samples the time each packet takes.
 
     :ivar malformed: frames the header parser rejected.
     :ivar analyser_errors: exceptions raised by analysers (each logged, the
@@ -34,14 +74,22 @@ class Monitor:
         analysers: Iterable,
         interface_stats: Callable[[], Iterable[InterfaceStats]] = lambda: (),
         capture_counters: Callable[[], tuple[int, int]] = lambda: (0, 0),
+        usage: Callable[[], tuple[float, int]] = process_usage,
+        timer: Callable[[], int] = perf_counter_ns,
     ):
         """
         :param agent_id: the agent's id in the fleet.
         :param hostname: this host's name.
         :param epoch: this run's epoch (see L{AgentReport}).
-        :param analysers: L{IAnalyser} providers.
+        :param analysers: L{IAnalyser} providers; one may also have
+            C{dissection_counts()} returning ``(dissected, budgeted_out)``
+            packets (cumulative) for the capture health.
         :param interface_stats: returns the capture sockets' counters.
         :param capture_counters: returns ``(batches, full_batches)``.
+        :param usage: returns ``(cpu_seconds, rss_bytes)`` of this process
+            (L{process_usage}).
+        :param timer: a monotonic clock in nanoseconds, for the per-packet
+            time samples.
         """
         self.agent_id = agent_id
         self.hostname = hostname
@@ -50,12 +98,17 @@ class Monitor:
         self._observers = [a.observe for a in self.analysers]
         self._interface_stats = interface_stats
         self._capture_counters = capture_counters
+        self._usage = usage
+        self._timer = timer
+        self._random = random.Random(epoch)
+        self._until_sample = self._sample_gap()
+        self._samples: list[int] = []
         self.seq = 0
-        self.frames = 0
-        self.bytes = 0
         self.malformed = 0
         self.analyser_errors = 0
         self._last_report: Optional[float] = None
+        self._last_totals = (0, 0)  # frames, kernel drops at the last report
+        self._last_cpu: Optional[float] = None
 
     def attach_capture(self, source) -> None:
         """
@@ -67,6 +120,9 @@ class Monitor:
         self._interface_stats = source.interface_stats
         self._capture_counters = source.batch_counters
 
+    def _sample_gap(self) -> int:
+        return self._random.randint(1, 2 * SAMPLE_EVERY - 1)
+
     def frame(
         self,
         data: bytes,
@@ -76,10 +132,22 @@ class Monitor:
         linktype: int = LINKTYPE_ETHERNET,
     ) -> None:
         """
-        Account for one frame (see L{loopy.agent.capture.FrameSink}).
+        Decode one frame and give it to every analyser (see
+        L{loopy.agent.capture.FrameSink}); time it now and then.
         """
-        self.frames += 1
-        self.bytes += len(data)
+        self._until_sample -= 1
+        if self._until_sample:
+            self._analyse(data, ts, ifindex, outgoing, linktype)
+            return
+        self._until_sample = self._sample_gap()
+        if len(self._samples) >= MAX_SAMPLES:
+            self._analyse(data, ts, ifindex, outgoing, linktype)
+            return
+        started = self._timer()
+        self._analyse(data, ts, ifindex, outgoing, linktype)
+        self._samples.append(self._timer() - started)
+
+    def _analyse(self, data, ts, ifindex, outgoing, linktype) -> None:
         packet = decode(data, ts, ifindex, outgoing, linktype)
         if packet is None:
             self.malformed += 1
@@ -97,7 +165,8 @@ class Monitor:
 
     def report(self, now: float) -> AgentReport:
         """
-        The next report: every analyser's snapshot at C{now}.
+        The next report: every analyser's snapshot at C{now}, and the
+        capture's health.
 
         :param now: seconds since the Unix epoch, the capture's clock.
         """
@@ -111,17 +180,6 @@ class Monitor:
             except Exception:
                 self.analyser_errors += 1
                 log.failure("analyser {name} failed to report", name=analyser.name)
-        interfaces = tuple(self._interface_stats())
-        batches, full_batches = self._capture_counters()
-        capture = CaptureStats(
-            frames=self.frames,
-            bytes=self.bytes,
-            kernel_drops=sum(i.kernel_drops for i in interfaces),
-            malformed=self.malformed,
-            batches=batches,
-            full_batches=full_batches,
-            interfaces=interfaces,
-        )
         return AgentReport(
             agent_id=self.agent_id,
             hostname=self.hostname,
@@ -129,6 +187,46 @@ class Monitor:
             seq=self.seq,
             ts=now,
             interval=round(interval, 6),
-            capture=capture,
+            capture=self._capture_stats(interval),
             analysers=snapshots,
+        )
+
+    def _capture_stats(self, interval: float) -> CaptureStats:
+        interfaces = tuple(self._interface_stats())
+        frames = sum(i.frames for i in interfaces)
+        drops = sum(i.kernel_drops for i in interfaces)
+        last_frames, last_drops = self._last_totals
+        self._last_totals = (frames, drops)
+        new_drops = max(0, drops - last_drops)
+        offered = max(0, frames - last_frames) + new_drops
+        batches, full_batches = self._capture_counters()
+        dissected = budgeted_out = 0
+        for analyser in self.analysers:
+            counts = getattr(analyser, "dissection_counts", None)
+            if counts is not None:
+                more, fewer = counts()
+                dissected += more
+                budgeted_out += fewer
+        samples, self._samples = sorted(self._samples), []
+        cpu, rss = self._usage()
+        cpu_percent = 0.0 if self._last_cpu is None else (cpu - self._last_cpu) / interval * 100
+        self._last_cpu = cpu
+        return CaptureStats(
+            frames=frames,
+            bytes=sum(i.bytes for i in interfaces),
+            kernel_drops=drops,
+            malformed=self.malformed,
+            batches=batches,
+            full_batches=full_batches,
+            interfaces=interfaces,
+            drops_per_second=round(new_drops / interval, 3),
+            drop_ratio=round(new_drops / offered, 6) if offered else 0.0,
+            ring_fill=max((i.ring_fill for i in interfaces), default=0.0),
+            dissected=dissected,
+            budgeted_out=budgeted_out,
+            packet_time_p50_us=round(percentile(samples, 0.5) / 1000, 2) if samples else 0.0,
+            packet_time_p99_us=round(percentile(samples, 0.99) / 1000, 2) if samples else 0.0,
+            cpu_seconds=round(cpu, 3),
+            cpu_percent=round(max(0.0, cpu_percent), 2),
+            rss_bytes=rss,
         )

@@ -18,6 +18,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from loopy.agent.capture import PacketSocket, list_interfaces
+from loopy.agent.ring import MIB, RingSocket, RingUnavailable
 from loopy.agent.monitor import Monitor
 from loopy.agent.pcap import CaptureFile
 from loopy.agent.uplink import Uplink
@@ -37,8 +38,17 @@ class CaptureConfig:
     :ivar filter_expression: the whole kernel filter (pcap-filter(7)), the
         agent's own hub links already excluded; or None.
     :ivar promisc: promiscuous mode.
-    :ivar batch: most frames read per socket per reactor wake-up.
+    :ivar batch: most frames read per socket per reactor wake-up (socket
+        reads).
     :ivar rescan: seconds between looks for new interfaces under ``any``.
+    :ivar method: ``ring`` (a TPACKET_V3 ring per interface, L{RingSocket};
+        batched reads where the kernel refuses a ring) or ``socket``
+        (batched reads, L{PacketSocket}).
+    :ivar ring_size: octets of ring per interface.
+    :ivar block_timeout: milliseconds before the kernel hands over a ring
+        block that is not full.
+    :ivar block_size: octets of a ring block (a multiple of the page size;
+        the largest frame kept).
     """
 
     interfaces: tuple[str, ...] = ("any",)
@@ -46,6 +56,10 @@ class CaptureConfig:
     promisc: bool = False
     batch: int = 256
     rescan: float = 5.0
+    method: str = "ring"
+    ring_size: int = 16 * MIB
+    block_timeout: int = 100
+    block_size: int = MIB
 
 
 class CaptureService(MultiService):
@@ -72,13 +86,28 @@ class CaptureService(MultiService):
             return list_interfaces()
         return list(self._config.interfaces)
 
-    def _open(self, name: str, strict: bool) -> None:
+    def _socket(self, name: str, ring: bool) -> PacketSocket:
         config = self._config
-        sock = PacketSocket(
+        if ring:
+            return RingSocket(
+                name, self._sink, config.filter_expression, config.promisc,
+                ring_size=config.ring_size, block_size=config.block_size,
+                block_timeout=config.block_timeout,
+            )
+        return PacketSocket(
             name, self._sink, config.filter_expression, config.promisc, config.batch
         )
+
+    def _open(self, name: str, strict: bool) -> None:
+        sock = self._socket(name, self._config.method == "ring")
         try:
-            sock.open()
+            try:
+                sock.open()
+            except RingUnavailable as e:
+                log.warn("{error}; reading {interface} with batched reads instead",
+                         error=e, interface=name)
+                sock = self._socket(name, ring=False)
+                sock.open()
         except CaptureError as e:
             if strict:
                 raise
@@ -89,7 +118,8 @@ class CaptureService(MultiService):
         self.sockets[name] = sock
         if self.running:
             self._reactor.addReader(sock)
-        log.info("capturing on {interface}", interface=name)
+        log.info("capturing on {interface} ({source})", interface=name,
+                 source=sock.source)
 
     def privilegedStartService(self):
         MultiService.privilegedStartService(self)
@@ -347,7 +377,7 @@ class PcapSource(Service):
 
     def interface_stats(self) -> list[InterfaceStats]:
         return [InterfaceStats(name=f"pcap:{os.path.basename(self.path)}",
-                               frames=self.frames, bytes=self.bytes)]
+                               frames=self.frames, bytes=self.bytes, source="pcap")]
 
     def batch_counters(self) -> tuple[int, int]:
         return self.batches, self.full_batches

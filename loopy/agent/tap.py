@@ -17,6 +17,20 @@ from loopy.errors import LoopyError
 from loopy.options import LoopyOptions, hub_option, port, positive_float, positive_int
 
 
+CAPTURE_METHODS = ("ring", "socket")
+
+
+def capture_method(value: str) -> str:
+    """
+    A C{--capture} value: one of L{CAPTURE_METHODS}.
+
+    :raises ValueError: for anything else.
+    """
+    if value not in CAPTURE_METHODS:
+        raise ValueError(f"must be one of {', '.join(CAPTURE_METHODS)}")
+    return value
+
+
 class Options(LoopyOptions):
     """
     Options of ``twistd loopy-agent``.
@@ -43,7 +57,16 @@ class Options(LoopyOptions):
          "Capture only traffic matching this tcpdump expression (pcap-filter(7))."],
         ["agent-id", None, None, "This agent's id in the fleet [default: host name]."],
         ["interval", None, 1.0, "Seconds between reports.", positive_float],
-        ["batch", None, 256, "Most frames read per socket per wake-up.", positive_int],
+        ["capture", None, "ring",
+         "How frames are read: ring (a TPACKET_V3 ring per interface; batched "
+         "reads where the kernel refuses one) or socket (batched reads).", capture_method],
+        ["ring-size", None, 16, "MiB of capture ring per interface.", positive_int],
+        ["block-timeout", None, 100,
+         "Milliseconds before the kernel hands over a partly filled ring block "
+         "(the longest a frame waits at low rates).", positive_int],
+        ["batch", None, 256,
+         "Most frames read per wake-up with --capture socket, and replayed per "
+         "reactor turn with --pcap.", positive_int],
         ["max-connections", None, 100000,
          "TCP connection table bound (least recently active dropped).", positive_int],
         ["max-hosts", None, 10000,
@@ -151,6 +174,7 @@ def makeService(options: Options, reactor=None):
     from twisted.application.service import MultiService
 
     from loopy.agent.monitor import Monitor
+    from loopy.agent.ring import MIB
     from loopy.agent.service import CaptureConfig, CaptureService, PcapSource, ReportLoop
     from loopy.agent.uplink import Uplink
 
@@ -173,6 +197,9 @@ def makeService(options: Options, reactor=None):
                 filter_expression=options["kernel-filter"],
                 promisc=options["promisc"],
                 batch=options["batch"],
+                method=options["capture"],
+                ring_size=options["ring-size"] * MIB,
+                block_timeout=options["block-timeout"],
             ),
             monitor.frame,
             reactor,

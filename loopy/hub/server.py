@@ -171,6 +171,8 @@ class Hub(Factory):
 
         def failed(failure):
             proto.push_in_flight = False
-            log.debug("push to UI failed: {error}", error=failure.getErrorMessage())
+            log.warn("push to UI {peer} failed: {error}", peer=proto.transport.getPeer()
+                     if proto.transport is not None else None,
+                     error=failure.getErrorMessage())
 
         d.addCallbacks(done, failed)

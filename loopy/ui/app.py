@@ -19,6 +19,8 @@ from loopy.ui.client import HubClient
 
 #: Tenths of a second between redraws when no key is pressed.
 REFRESH_TENTHS = 5
+#: Lines of the agent screen's summary (see L{views.agent_headline}).
+HEADLINE_LINES = 6
 
 
 class RowList(npyscreen.MultiLine):
@@ -104,7 +106,7 @@ class LoopyForm(npyscreen.FormBaseNew):
         view, at, state = self.client.snapshot()
         updated = None if at is None else time.time() - at
         link = f"{self.client.endpoint} {state}"
-        return views.status_line(link, view, updated)
+        return views.status_line(link, view, updated, self.parentApp.drop_warning)
 
     def on_quit(self, *_):
         self.parentApp.setNextForm(None)
@@ -194,11 +196,13 @@ class AgentForm(LoopyForm):
         self.shown_agent = None
         self.tables = {name: spec[0] for name, spec in views.TABS.items()}
         self.summary = [
-            self.add(npyscreen.FixedText, editable=False, rely=1 + i) for i in range(4)
+            self.add(npyscreen.FixedText, editable=False, rely=1 + i)
+            for i in range(HEADLINE_LINES)
         ]
-        self.tabs = self.add(npyscreen.FixedText, editable=False, rely=6)
-        self.header = self.add(npyscreen.FixedText, editable=False, rely=7)
-        self.rows = self.add(RowList, rely=8, max_height=self.lines - 12,
+        top = HEADLINE_LINES + 2
+        self.tabs = self.add(npyscreen.FixedText, editable=False, rely=top)
+        self.header = self.add(npyscreen.FixedText, editable=False, rely=top + 1)
+        self.rows = self.add(RowList, rely=top + 2, max_height=self.lines - top - 6,
                              values=["(connecting…)"], scroll_exit=False)
         self.status = self.add(npyscreen.FixedText, editable=False, rely=self.lines - 3)
 
@@ -222,8 +226,8 @@ class AgentForm(LoopyForm):
 
     def refresh_data(self):
         entry = self.entry()
-        lines = views.agent_headline(entry, time.time())
-        for widget, line in zip(self.summary, lines + [""] * 4):
+        lines = views.agent_headline(entry, time.time(), self.parentApp.drop_warning)
+        for widget, line in zip(self.summary, lines + [""] * HEADLINE_LINES):
             widget.value = line
         table, records_of, search = views.TABS[self.tab]
         table = self.tables[self.tab]
@@ -286,10 +290,12 @@ class HelpForm(npyscreen.FormBaseNew):
 class LoopyApp(npyscreen.NPSAppManaged):
     keypress_timeout_default = REFRESH_TENTHS
 
-    def __init__(self, client: HubClient, reactor):
+    def __init__(self, client: HubClient, reactor,
+                 drop_warning: float = views.DROP_WARNING_PERCENT):
         super().__init__()
         self.client = client
         self.reactor = reactor
+        self.drop_warning = drop_warning
         self.agent_id = ""
 
     def client_call(self, name, *args):
@@ -305,11 +311,13 @@ class LoopyApp(npyscreen.NPSAppManaged):
         self.switchForm("HELP")
 
 
-def run_tui(endpoint: str) -> int:
+def run_tui(endpoint: str, drop_warning: float = views.DROP_WARNING_PERCENT) -> int:
     """
     Run the terminal UI against a hub until the user quits.
 
     :param endpoint: the hub's client endpoint string.
+    :param drop_warning: percent of packets dropped over an agent's last
+        interval at which the UI warns.
     :returns: the process exit code.
     """
     from twisted.internet import reactor
@@ -321,7 +329,7 @@ def run_tui(endpoint: str) -> int:
     thread.start()
     reactor.callFromThread(client.start)
     try:
-        LoopyApp(client, reactor).run()
+        LoopyApp(client, reactor, drop_warning).run()
     except KeyboardInterrupt:
         pass
     finally:

@@ -7,10 +7,11 @@ fleet for scripts.
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 from loopy import DEFAULT_HUB_PORT
-from loopy.options import LoopyOptions, hub_option, parse_command_line
+from loopy.options import LoopyOptions, hub_option, parse_command_line, positive_float
 
 
 class Options(LoopyOptions):
@@ -24,7 +25,10 @@ class Options(LoopyOptions):
     optParameters = [
         ["hub", None, f"127.0.0.1:{DEFAULT_HUB_PORT}",
          "The hub: HOST[:PORT] or a client endpoint string."],
-        ["timeout", None, 10.0, "Seconds --json waits for the hub.", float],
+        ["timeout", None, 10.0, "Seconds --json waits for the hub.", positive_float],
+        ["drop-warning", None, 1.0,
+         "Warn about an agent whose kernel drops reach this percent of its "
+         "packets over its last report interval.", positive_float],
     ]
 
     def postOptions(self):
@@ -82,8 +86,13 @@ def _json_main(options: Options) -> int:
     if "error" in result:
         sys.stderr.write(f"loopy-ui: {result['error']}\n")
         return 2
-    json.dump(result["doc"], sys.stdout, indent=1, sort_keys=True)
-    sys.stdout.write("\n")
+    try:
+        json.dump(result["doc"], sys.stdout, indent=1, sort_keys=True)
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (``loopy-ui --json | head``): not an error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 
@@ -96,7 +105,7 @@ def main(argv=None) -> int:
     else:
         from loopy.ui.app import run_tui
 
-        code = run_tui(options["endpoint"])
+        code = run_tui(options["endpoint"], options["drop-warning"])
     return code
 
 

@@ -96,6 +96,21 @@ def octets(value: float) -> str:
     return human(value, "B", base=1024)
 
 
+def percent(ratio: float) -> str:
+    """
+    A ratio (0 to 1) as a short percentage: ``0``, ``0.04%``, ``3.2%``,
+    ``100%``.
+    """
+    if ratio <= 0:
+        return "0"
+    value = ratio * 100
+    if value >= 10:
+        return f"{value:.0f}%"
+    if value >= 1:
+        return f"{value:.1f}%"
+    return f"{value:.2f}%".replace("0.00%", "<0.01%")
+
+
 def ms(value: Optional[float]) -> str:
     """
     Milliseconds, or ``-`` when unknown.
@@ -229,6 +244,10 @@ def _snap(entry_or_report: Any, name: str) -> Mapping:
 
 # -- the fleet screen -------------------------------------------------------
 
+#: Percent of packets dropped by the kernel over an agent's last interval at
+#: which the UI warns (``loopy-ui --drop-warning``).
+DROP_WARNING_PERCENT = 1.0
+
 FLEET = Table(
     columns=(
         Column("agent", 16, lambda e: e.agent_id, lambda e: e.agent_id, right=False),
@@ -242,6 +261,9 @@ FLEET = Table(
         Column("tcp", 6, lambda e: e.summary.tcp_active, lambda e: str(e.summary.tcp_active)),
         Column("dns/s", 6, lambda e: e.summary.dns_qps, lambda e: human(e.summary.dns_qps)),
         Column("drops", 7, lambda e: e.summary.kernel_drops, lambda e: human(e.summary.kernel_drops)),
+        Column("drop%", 6, lambda e: e.summary.drop_ratio, lambda e: percent(e.summary.drop_ratio)),
+        Column("cpu%", 5, lambda e: e.summary.cpu_percent,
+               lambda e: percent(e.summary.cpu_percent / 100)),
     ),
     sort=0,
     descending=False,
@@ -306,10 +328,12 @@ TABS: dict[str, tuple[Table, Callable[[Any], Sequence], Callable[[Any], str]]] =
 }
 
 
-def agent_headline(entry: Optional[AgentEntry], now: float) -> list[str]:
+def agent_headline(entry: Optional[AgentEntry], now: float,
+                   drop_warning: float = DROP_WARNING_PERCENT) -> list[str]:
     """
-    The agent screen's summary lines: identity, rates, protocol mix, capture
-    health, and the counters of the TCP and DNS analysers.
+    The agent screen's summary lines: identity, rates, protocol mix, the
+    counters of the TCP and DNS analysers, and capture health (see
+    L{capture_lines}).
     """
     if entry is None:
         return ["(agent not known to this hub)"]
@@ -338,25 +362,77 @@ def agent_headline(entry: Optional[AgentEntry], now: float) -> list[str]:
         f"dns q {dns.get('queries_total', 0)} {human(dns.get('qps', 0))}/s "
         f"nxdomain {dns.get('nxdomain', 0)} servfail {dns.get('servfail', 0)}"
     )
-    lines.append(
-        f"capture frames {human(cap.frames)} bytes {octets(cap.bytes)} "
-        f"kernel drops {cap.kernel_drops} malformed {cap.malformed}"
-    )
+    lines.extend(capture_lines(cap, drop_warning))
     return lines
 
 
-def status_line(link: str, view: Optional[FleetView], updated_age: Optional[float]) -> str:
+def capture_lines(cap, drop_warning: float = DROP_WARNING_PERCENT) -> list[str]:
     """
-    The always-visible link line: where the UI is connected and how fresh
-    its data is.
+    The capture health of an agent screen: sources, counts, drops, ring
+    fill, per-packet cost, CPU and memory; and a warning line when the drop
+    ratio over the last interval is at or above C{drop_warning} percent.
+
+    :param cap: a L{loopy.model.CaptureStats}.
+    """
+    sources = " ".join(sorted({f"{i.source}:{i.name}" for i in cap.interfaces})) or "none"
+    lines = [
+        f"capture {sources}  frames {human(cap.frames)} bytes {octets(cap.bytes)}  "
+        f"kernel drops {human(cap.kernel_drops)} ({human(cap.drops_per_second)}/s, "
+        f"{percent(cap.drop_ratio)})  ring fill {percent(cap.ring_fill)}  "
+        f"malformed {human(cap.malformed)}",
+        f"per packet p50 {cap.packet_time_p50_us:.1f}µs p99 {cap.packet_time_p99_us:.1f}µs  "
+        f"cpu {cap.cpu_percent:.1f}%  rss {octets(cap.rss_bytes)}  "
+        f"scapy dissected {human(cap.dissected)} budgeted out {human(cap.budgeted_out)}",
+    ]
+    if is_dropping(cap.drop_ratio, drop_warning):
+        lines.append(
+            f"!! dropping {percent(cap.drop_ratio)} of packets "
+            f"(warning at {drop_warning:g}%): raise --ring-size or lighten the load"
+        )
+    return lines
+
+
+def is_dropping(drop_ratio: float, drop_warning: float = DROP_WARNING_PERCENT) -> bool:
+    """
+    Whether a drop ratio (0 to 1) reaches the warning threshold (percent).
+    """
+    return drop_ratio > 0 and drop_ratio * 100 >= drop_warning
+
+
+def dropping_agents(view: FleetView, drop_warning: float = DROP_WARNING_PERCENT) -> str:
+    """
+    The fleet's drop warning: ``"!! dropping: web-1 3.2%, db-2 1.1%"`` for
+    agents online whose capture dropped at least C{drop_warning} percent of
+    packets over their last interval (worst first, three named); ``""``
+    when none does.
+    """
+    worst = sorted(
+        (a for a in view.agents
+         if a.status == "online" and is_dropping(a.summary.drop_ratio, drop_warning)),
+        key=lambda a: -a.summary.drop_ratio,
+    )
+    if not worst:
+        return ""
+    named = ", ".join(f"{a.agent_id} {percent(a.summary.drop_ratio)}" for a in worst[:3])
+    more = f" +{len(worst) - 3} more" if len(worst) > 3 else ""
+    return f"!! dropping: {named}{more}"
+
+
+def status_line(link: str, view: Optional[FleetView], updated_age: Optional[float],
+                drop_warning: float = DROP_WARNING_PERCENT) -> str:
+    """
+    The always-visible link line: where the UI is connected, how fresh its
+    data is, and which agents are dropping packets (see L{dropping_agents}).
     """
     if view is None:
         return f"hub: {link} · no data yet · ? help  q quit"
     hub = view.hub
     online = sum(1 for a in view.agents if a.status == "online")
+    warning = dropping_agents(view, drop_warning)
     return (
         f"hub {hub.name} ({link}) · {online}/{len(view.agents)} agents online · "
-        f"updated {age(updated_age)} ago · ? help  q quit"
+        f"updated {age(updated_age)} ago · " + (f"{warning} · " if warning else "")
+        + "? help  q quit"
     )
 
 
