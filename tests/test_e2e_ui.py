@@ -82,7 +82,9 @@ class TerminalUITests(e2e.FleetCase):
         yield self.dig_query("www.loopy.test", "A")
         yield self.dig_query("nx.loopy.test", "A")
         env = {"PYTHONPATH": str(e2e.REPO), "TERM": "xterm-256color", "LANG": "C.UTF-8"}
-        self.tmux.start([e2e.program("loopy-ui"), "--hub", f"127.0.0.1:{self.hub_port}"], env)
+        self.ui_log = self.directory / "ui.log"
+        self.tmux.start([e2e.program("loopy-ui"), "--hub", f"127.0.0.1:{self.hub_port}",
+                         "--log", str(self.ui_log)], env)
 
         # The fleet screen: the agent's line, the link line.
         screen = yield self.wait_screen(self.agent_id, "online", "Loopy · fleet",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import curses
 import threading
 import time
+from typing import Optional
 
 import npyscreen
 
@@ -311,16 +312,25 @@ class LoopyApp(npyscreen.NPSAppManaged):
         self.switchForm("HELP")
 
 
-def run_tui(endpoint: str, drop_warning: float = views.DROP_WARNING_PERCENT) -> int:
+def run_tui(endpoint: str, drop_warning: float = views.DROP_WARNING_PERCENT,
+            log_file: Optional[str] = None) -> int:
     """
     Run the terminal UI against a hub until the user quits.
 
     :param endpoint: the hub's client endpoint string.
     :param drop_warning: percent of packets dropped over an agent's last
         interval at which the UI warns.
+    :param log_file: append the UI's log (links, failures) to this file;
+        without it nothing is logged (the screen is the UI's).
     :returns: the process exit code.
     """
     from twisted.internet import reactor
+    from twisted.logger import globalLogBeginner, textFileLogObserver
+
+    if log_file is not None:
+        globalLogBeginner.beginLoggingTo(
+            [textFileLogObserver(open(log_file, "a", encoding="utf-8"))],
+            redirectStandardIO=False)
 
     client = HubClient(endpoint, reactor)
     thread = threading.Thread(

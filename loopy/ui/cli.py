@@ -10,6 +10,8 @@ import json
 import os
 import sys
 
+from twisted.python import usage
+
 from loopy import DEFAULT_HUB_PORT
 from loopy.options import LoopyOptions, hub_option, parse_command_line, positive_float
 
@@ -26,6 +28,7 @@ class Options(LoopyOptions):
         ["hub", None, f"127.0.0.1:{DEFAULT_HUB_PORT}",
          "The hub: HOST[:PORT] or a client endpoint string."],
         ["timeout", None, 10.0, "Seconds --json waits for the hub.", positive_float],
+        ["log", None, None, "Append the UI's log (hub links, failures) to this file."],
         ["drop-warning", None, 1.0,
          "Warn about an agent whose kernel drops reach this percent of its "
          "packets over its last report interval.", positive_float],
@@ -33,6 +36,11 @@ class Options(LoopyOptions):
 
     def postOptions(self):
         self["endpoint"] = hub_option(self["hub"])
+        if self["log"] is not None:
+            try:
+                open(self["log"], "a").close()
+            except OSError as e:
+                raise usage.UsageError(f"--log {self['log']}: {e.strerror}") from None
 
 
 def fetch_json(endpoint: str, timeout: float, reactor):
@@ -105,7 +113,7 @@ def main(argv=None) -> int:
     else:
         from loopy.ui.app import run_tui
 
-        code = run_tui(options["endpoint"], options["drop-warning"])
+        code = run_tui(options["endpoint"], options["drop-warning"], options["log"])
     return code
 
 
