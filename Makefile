@@ -8,15 +8,27 @@ BIN := $(VENV)/bin
 # libpcap compiles capture filters; the rest are the end-to-end tests' real clients.
 RUN_DEBS := libpcap0.8
 TEST_DEBS := libpcap0.8 dnsutils tcpdump tmux iproute2 procps
+# The capture benchmark's contenders (tcpdump, tshark), the generator's compiler and
+# headers, and the tools it reads the host's counters with (procps, iproute2).
+BENCH_DEBS := tcpdump tshark gcc libc6-dev libpcap0.8 procps iproute2
+BENCH_DIR := build/bench
+BENCH_ARGS ?=
 SOURCES := pyproject.toml $(shell find loopy twisted -name '*.py' 2>/dev/null)
 
-.PHONY: run test setup debs-run debs-test bench clean
+.PHONY: run test setup debs-run debs-test bench debs-bench clean
 
 run: debs-run setup
 	$(BIN)/loopy-local
 
 test: debs-test setup
 	cd $(CURDIR) && $(BIN)/python -m twisted.trial tests
+
+# As root: sends only on lo; prints one table and the ratios (bench/README.md).
+# `make bench BENCH_ARGS=--quick` for a ~2 minute run.
+bench: debs-bench setup
+	mkdir -p $(BENCH_DIR)
+	gcc -O2 -Wall -o $(BENCH_DIR)/trafficgen bench/trafficgen.c
+	$(BIN)/python bench/capture --build $(BENCH_DIR) $(BENCH_ARGS)
 
 setup: $(VENV)/.installed
 
@@ -33,6 +45,9 @@ debs-run:
 
 debs-test:
 	@sh .ci/debs $(TEST_DEBS)
+
+debs-bench:
+	@sh .ci/debs $(BENCH_DEBS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info _trial_temp
