@@ -62,6 +62,15 @@ class Step:
         return self.drops == 0 and self.received >= self.sent
 
     @property
+    def rate(self) -> float:
+        """
+        The step's rate in pps: the rate asked for when the generator came
+        within 0.5 % of it (pacing ends a step a few frames short), else the
+        rate it achieved.
+        """
+        return self.requested if self.achieved >= 0.995 * self.requested else self.achieved
+
+    @property
     def disturbed(self) -> bool:
         """
         Whether other traffic on ``lo`` was large enough to matter.

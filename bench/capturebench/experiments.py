@@ -139,6 +139,19 @@ def offline_tshark(procs: Processes, pcap: Path, frames: int, cpu: Optional[int]
     return Offline("tshark -r -z conv,tcp,udp,ip", frames, wall, used, code)
 
 
+def median(runs: list[Offline]) -> Offline:
+    """
+    The run with the median wall time, noting the others' times.
+    """
+    ordered = sorted(runs, key=lambda o: o.wall)
+    middle = ordered[len(ordered) // 2]
+    if len(runs) > 1:
+        walls = ", ".join(f"{o.wall:.2f}" for o in runs)
+        middle.note = f"median of {len(runs)} runs ({walls} s)" + (
+            f"; {middle.note}" if middle.note else "")
+    return middle
+
+
 def warm(path: Path) -> None:
     """
     Read a file once so that neither contender pays for the disk.

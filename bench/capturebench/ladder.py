@@ -44,9 +44,9 @@ class Score:
     @property
     def rate(self) -> float:
         """
-        The highest zero-drop rate in pps (what the generator achieved), 0 if none.
+        The highest zero-drop rate in pps (L{Step.rate}), 0 if none.
         """
-        return self.best.achieved if self.best else 0.0
+        return self.best.rate if self.best else 0.0
 
 
 def log(message: str) -> None:

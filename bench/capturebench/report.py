@@ -87,7 +87,7 @@ def render(r: Results) -> str:
         rows.append(["live, zero drops", score.label, rate_text(score),
                      f"{best.cpu_per_mpkt:.1f}" if best else "-", score_notes(score)])
     for o in r.offline:
-        note = f"{o.frames:,} frames in {o.wall:.1f} s" + (f"; {o.note}" if o.note else "")
+        note = f"{o.frames:,} frames in {o.wall:.2f} s" + (f"; {o.note}" if o.note else "")
         if o.code != 0:
             note += f"; EXIT CODE {o.code}"
         rows.append(["offline pcap", o.label, f"{o.pps:,.0f}", f"{o.cpu_per_mpkt:.1f}", note])
@@ -129,8 +129,8 @@ def render(r: Results) -> str:
     if agent_off and tshark and tshark.pps:
         ratio = agent_off.pps / tshark.pps
         ok = ratio > TARGET_VS_TSHARK and agent_off.code == 0 and tshark.code == 0
-        out.append(f"  offline, loopy agent --pcap / tshark -r: {ratio:.2f}× "
-                   f"({agent_off.wall:.1f} s against {tshark.wall:.1f} s on the same "
+        out.append(f"  offline, loopy agent --pcap / tshark -r: {ratio:.3f}× "
+                   f"({agent_off.wall:.2f} s against {tshark.wall:.2f} s on the same "
                    f"{agent_off.frames:,} frames); target > {TARGET_VS_TSHARK:g}×: {verdict(ok)}")
 
     lo = r.loopback
