@@ -13,7 +13,13 @@ and 3000 back).
 
 from __future__ import annotations
 
+import os
+import random
+import shutil
+import socket
 import struct
+import subprocess
+import time
 from pathlib import Path
 
 from scapy.layers.inet import IP, TCP, UDP
@@ -32,7 +38,7 @@ from loopy.agent.monitor import Monitor
 from loopy.agent.pcap import MAX_RECORD, CaptureFile, sniff
 from loopy.agent.service import PcapSource, ReportLoop
 from loopy.analysis.base import AnalyserConfig, find_analysers
-from loopy.dissect.headers import LINKTYPE_ETHERNET, LINKTYPE_RAW
+from loopy.dissect.headers import LINKTYPE_ETHERNET, LINKTYPE_RAW, decode
 from loopy.errors import CaptureError
 from loopy import testing
 from tests import e2e
@@ -682,3 +688,73 @@ class EndToEndReplayTests(unittest.TestCase):
         found = e2e.agent_of(doc, "once")
         self.assertIsNotNone(found, doc)
         self.assertEqual(found["capture"]["frames"], 24)
+
+
+class LiveTcpdumpFileTests(unittest.TestCase):
+    """
+    Files written just now by real ``tcpdump -w`` on ``lo``, in microsecond
+    and nanosecond precision, read back frame for frame.
+    """
+
+    timeout = 60
+
+    def setUp(self):
+        if os.geteuid() != 0:
+            raise unittest.SkipTest("tcpdump on lo needs root")
+        if shutil.which("tcpdump") is None:
+            raise unittest.SkipTest("tcpdump is not installed (make test installs it)")
+        self.directory = Path(self.mktemp())
+        self.directory.mkdir(parents=True)
+        self.host = f"127.{random.randint(1, 254)}.{random.randint(1, 254)}.{random.randint(2, 254)}"
+        self.port = random.randint(20000, 60000)
+
+    @defer.inlineCallbacks
+    def capture(self, *precision):
+        path = self.directory / "live.pcap"
+        err = self.directory / "tcpdump.err"
+        with open(err, "w") as stderr:
+            proc = subprocess.Popen(
+                ["tcpdump", "-i", "lo", "-n", "-U", "-w", str(path), *precision,
+                 f"udp and dst host {self.host} and dst port {self.port}"],
+                stdout=subprocess.DEVNULL, stderr=stderr)
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        yield e2e.poll(lambda: "listening on" in err.read_text(), 10,
+                       what="tcpdump to start")
+        payloads = [bytes([65 + i % 26]) * (i * 13 % 900) for i in range(60)]
+        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(sender.close)
+        for payload in payloads:
+            sender.sendto(payload, (self.host, self.port))
+
+        def written():
+            try:
+                return sum(1 for _ in CaptureFile(str(path))) == len(payloads)
+            except CaptureError:
+                return False
+
+        yield e2e.poll(written, 10, what="tcpdump to write every frame")
+        proc.terminate()
+        proc.wait(10)
+        return str(path), payloads
+
+    def check(self, path, payloads, magic):
+        with open(path, "rb") as f:
+            self.assertEqual(f.read(4), struct.pack("<I", magic))
+        capture = CaptureFile(path)
+        records = list(capture)
+        self.assertEqual((capture.kind, capture.damaged), ("pcap", 0))
+        packets = [decode(*record) for record in records]
+        self.assertEqual(sorted(p.payload for p in packets), sorted(payloads))
+        self.assertEqual({(p.dst, p.dport) for p in packets}, {(self.host, self.port)})
+        now = time.time()
+        self.assertTrue(all(now - 30 < p.ts <= now + 1 for p in packets))
+
+    @defer.inlineCallbacks
+    def test_microseconds(self):
+        path, payloads = yield self.capture()
+        self.check(path, payloads, 0xA1B2C3D4)
+
+    @defer.inlineCallbacks
+    def test_nanoseconds(self):
+        path, payloads = yield self.capture("--time-stamp-precision=nano")
+        self.check(path, payloads, 0xA1B23C4D)
