@@ -44,6 +44,7 @@ from loopy.dissect.headers import (
     SYN,
     URG,
     ArpFields,
+    address_text,
     decode,
     mac_text,
 )
@@ -374,6 +375,26 @@ class CapturedFramesTests(HeaderTestCase):
         self.assertEqual((reply.icmp_type, reply.icmp_code), (129, 0))
         self.assertEqual(request.payload, b"\x12\x34\x00\x01loopy-ping")
 
+    def test_addressOctets(self):
+        """
+        The addresses are kept as their octets (C{saddr}, C{daddr}), the
+        keys analysers use; C{src} and C{dst} are their text.
+        """
+        tcp = decode(frame_of(LO_TCP_SESSION[0][1]), 0.0)
+        self.assertEqual((tcp.saddr, tcp.daddr), (b"\x7f\x00\x00\x01",) * 2)
+        icmpv6 = decode(frame_of(LO_ICMPV6_ECHO[0][1]), 0.0)
+        self.assertEqual((icmpv6.saddr, icmpv6.daddr), (b"\x00" * 15 + b"\x01",) * 2)
+        self.assertEqual((icmpv6.src, icmpv6.dst), ("::1", "::1"))
+
+    def test_repr(self):
+        """
+        A summary's repr names its fields, the frame left out.
+        """
+        text = repr(decode(frame_of(LO_DNS_NXDOMAIN[0][1]), 1.5))
+        self.assertTrue(text.startswith("PacketSummary(ts=1.5, ifindex=0, "), text)
+        self.assertIn("saddr=b'\\x7f\\x00\\x00\\x01'", text)
+        self.assertNotIn("frame=", text)
+
     def test_everyTruncationOfATcpFrame(self):
         """
         A TCP frame cut anywhere before its end is malformed (its IP length
@@ -589,6 +610,27 @@ class LinkLayerTests(HeaderTestCase):
         """
         frame = bytes(_ether() / IP() / TCP())
         self.assertIsNone(decode(frame, 0.0, linktype=113))
+
+    def test_addressText(self):
+        """
+        L{address_text} writes 4 octets as dotted quad and 16 as IPv6 text
+        (RFC 5952); None stays None.
+        """
+        self.assertEqual(address_text(b"\xc0\x00\x02\x01"), "192.0.2.1")
+        self.assertEqual(
+            address_text(bytes.fromhex("20010db8000000000000000000000001")),
+            "2001:db8::1",
+        )
+        self.assertIsNone(address_text(None))
+
+    def test_notIpHasNoAddresses(self):
+        """
+        ARP and other frames that are not IP have no IP address octets.
+        """
+        frame = bytes(_ether() / ARP(psrc="192.0.2.1", pdst="192.0.2.2"))
+        summary = decode(frame, 0.0)
+        self.assertEqual((summary.saddr, summary.daddr, summary.src, summary.dst),
+                         (None, None, None, None))
 
     def test_macText(self):
         """
