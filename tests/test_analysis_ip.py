@@ -154,6 +154,25 @@ class ProtocolMixTests(IpTestCase):
         })
         self.assertEqual(list(protocols), sorted(protocols))
 
+    def test_eachWayAndBothVersions(self):
+        """
+        TCP over IPv4 and IPv6, in and out, is one bucket of the mix (IP
+        octets), while the totals each way count frame octets.
+        """
+        sizes = [
+            self.feed(IP(src=A, dst=B) / TCP() / Raw(b"x" * 10)),
+            self.feed(IP(src=B, dst=A) / TCP(), outgoing=True),
+            self.feed(IPv6(src="2001:db8::1", dst="2001:db8::2") / TCP()),
+        ]
+        snapshot = self.ip.snapshot(1.0, 1.0)
+        self.assertEqual(snapshot.protocols,
+                         {"tcp": ProtocolCount(packets=3, bytes=50 + 40 + 60)})
+        self.assertEqual(
+            (snapshot.packets_in, snapshot.bytes_in, snapshot.packets_out,
+             snapshot.bytes_out),
+            (2, sizes[0] + sizes[2], 1, sizes[1]),
+        )
+
     def test_protocolName(self):
         """
         L{protocol_name} of decoded packets.
@@ -227,6 +246,23 @@ class TalkerTests(IpTestCase):
         snapshot = self.ip.snapshot(1.0, 1.0)
         self.assertEqual(snapshot.top_conversations, (
             Conversation("2001:db8::1", "2001:db8::2", packets_ab=0, bytes_ab=0,
+                         packets_ba=1, bytes_ba=49),
+        ))
+
+    def test_textOrderNotOctetOrder(self):
+        """
+        C{a} is the address whose text sorts first, also when the octets
+        sort the other way (the table keeps octets): 10.0.0.10 before
+        10.0.0.9, 2001:db8::10 before 2001:db8::9.
+        """
+        self.feed(udp("10.0.0.9", "10.0.0.10", 100), count=2)
+        self.feed(udp("10.0.0.10", "10.0.0.9", 60))
+        self.feed(IPv6(src="2001:db8::9", dst="2001:db8::10") / UDP() / Raw(b"x"))
+        snapshot = self.ip.snapshot(1.0, 1.0)
+        self.assertEqual(snapshot.top_conversations, (
+            Conversation("10.0.0.10", "10.0.0.9", packets_ab=1, bytes_ab=60,
+                         packets_ba=2, bytes_ba=200),
+            Conversation("2001:db8::10", "2001:db8::9", packets_ab=0, bytes_ab=0,
                          packets_ba=1, bytes_ba=49),
         ))
 

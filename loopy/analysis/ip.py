@@ -16,6 +16,7 @@ from loopy.dissect.headers import (
     IPPROTO_ICMPV6,
     IPPROTO_TCP,
     IPPROTO_UDP,
+    address_text,
 )
 from loopy.model import Conversation, HostTraffic, IpSnapshot, ProtocolCount
 
@@ -47,94 +48,157 @@ class IpAnalyser:
     Tables: hosts (cap C{hosts_max}) and conversations (cap
     C{conversations_max}); at a cap the lighter half by octets is dropped and
     counted in C{hosts_evicted} / C{conversations_evicted}.
+
+    Per packet it only adds to counters, with addresses as their raw octets
+    (L{PacketSummary.saddr}); names, text and the order of a conversation's
+    two hosts are worked out for the few rows a snapshot reports.
     """
 
     name = "ip"
 
     def __init__(self, config: AnalyserConfig):
         self._config = config
-        self._packets_in = self._packets_out = 0
-        self._bytes_in = self._bytes_out = 0
         self._last = (0, 0, 0, 0)
-        # protocol name -> [packets, bytes]
-        self._protocols: dict[str, list[int]] = {}
-        # addr -> [packets_sent, bytes_sent, packets_received, bytes_received]
-        self._hosts: dict[str, list[int]] = {}
-        # (a, b) with a < b -> [packets_ab, bytes_ab, packets_ba, bytes_ba]
-        self._conversations: dict[tuple[str, str], list[int]] = {}
+        # One set of counters per kind of packet, its ethertype, IP protocol
+        # and direction made one int (see observe) ->
+        # [packets, frame octets, IP octets (frame octets when not IP)];
+        # the totals each way and the protocol mix are their sums.
+        self._kinds: dict[int, list[int]] = {}
+        # kind -> (protocol bucket name, outgoing)
+        self._kind_names: dict[int, tuple[str, bool]] = {}
+        # address octets -> [packets_sent, bytes_sent, packets_received,
+        # bytes_received]
+        self._hosts: dict[bytes, list[int]] = {}
+        # (a, b) address octets with a < b -> [packets_ab, bytes_ab,
+        # packets_ba, bytes_ba]
+        self._conversations: dict[tuple[bytes, bytes], list[int]] = {}
         self._hosts_evicted = 0
         self._conversations_evicted = 0
 
     def observe(self, packet) -> None:
-        size = packet.wire_len
-        if packet.outgoing:
-            self._packets_out += 1
-            self._bytes_out += size
-        else:
-            self._packets_in += 1
-            self._bytes_in += size
-        bucket = protocol_name(packet)
-        ip_len = packet.ip_len or size
-        counts = self._protocols.get(bucket)
+        # ethertype * 512 + proto (-1 to 255) is one int per pair; times 2
+        # plus 1 when outgoing.
+        kind = (packet.ethertype * 512 + packet.proto) * 2 + packet.outgoing
+        counts = self._kinds.get(kind)
         if counts is None:
-            counts = self._protocols[bucket] = [0, 0]
+            counts = self._new_kind(packet, kind)
+        size = packet.wire_len
+        ip_len = packet.ip_len or size
         counts[0] += 1
-        counts[1] += ip_len
+        counts[1] += size
+        counts[2] += ip_len
         if not packet.ip_version:
             return
-        src, dst = packet.src, packet.dst
-        self._host(src, 0, ip_len)
-        self._host(dst, 2, ip_len)
-        if src < dst:
-            key, index = (src, dst), 0
+        saddr = packet.saddr
+        daddr = packet.daddr
+        hosts = self._hosts
+        host = hosts.get(saddr)
+        if host is None:
+            host = self._new_host(saddr)
+        host[0] += 1
+        host[1] += ip_len
+        host = hosts.get(daddr)
+        if host is None:
+            host = self._new_host(daddr)
+        host[2] += 1
+        host[3] += ip_len
+        if saddr < daddr:
+            key, index = (saddr, daddr), 0
         else:
-            key, index = (dst, src), 2
+            key, index = (daddr, saddr), 2
         pair = self._conversations.get(key)
         if pair is None:
-            if len(self._conversations) >= self._config.conversations_max:
-                self._conversations_evicted += prune_half(
-                    self._conversations, lambda v: v[1] + v[3]
-                )
-            pair = self._conversations[key] = [0, 0, 0, 0]
+            pair = self._new_conversation(key)
         pair[index] += 1
         pair[index + 1] += ip_len
 
-    def _host(self, addr: str, index: int, ip_len: int) -> None:
-        host = self._hosts.get(addr)
-        if host is None:
-            if len(self._hosts) >= self._config.hosts_max:
-                self._hosts_evicted += prune_half(self._hosts, lambda v: v[1] + v[3])
-            host = self._hosts[addr] = [0, 0, 0, 0]
-        host[index] += 1
-        host[index + 1] += ip_len
+    def _new_kind(self, packet, kind: int) -> list[int]:
+        """
+        The counters of a kind of packet not seen before.
+        """
+        self._kind_names[kind] = (protocol_name(packet), bool(packet.outgoing))
+        counts = self._kinds[kind] = [0, 0, 0]
+        return counts
+
+    def _new_host(self, addr: bytes) -> list[int]:
+        hosts = self._hosts
+        if len(hosts) >= self._config.hosts_max:
+            self._hosts_evicted += prune_half(hosts, _octets)
+        host = hosts[addr] = [0, 0, 0, 0]
+        return host
+
+    def _new_conversation(self, key: tuple[bytes, bytes]) -> list[int]:
+        conversations = self._conversations
+        if len(conversations) >= self._config.conversations_max:
+            self._conversations_evicted += prune_half(conversations, _octets)
+        pair = conversations[key] = [0, 0, 0, 0]
+        return pair
+
+    def _totals(self) -> tuple[tuple[int, int, int, int], dict[str, list[int]]]:
+        """
+        The counters of all kinds of packet, summed.
+
+        :returns: ``(packets_in, packets_out, bytes_in, bytes_out)`` with
+            frame octets, and protocol bucket name -> [packets, octets].
+        """
+        packets = [0, 0]
+        octets = [0, 0]
+        protocols: dict[str, list[int]] = {}
+        for kind, counts in self._kinds.items():
+            bucket, outgoing = self._kind_names[kind]
+            packets[outgoing] += counts[0]
+            octets[outgoing] += counts[1]
+            total = protocols.setdefault(bucket, [0, 0])
+            total[0] += counts[0]
+            total[1] += counts[2]
+        return (packets[0], packets[1], octets[0], octets[1]), protocols
 
     def snapshot(self, now: float, interval: float) -> IpSnapshot:
-        current = (self._packets_in, self._packets_out, self._bytes_in, self._bytes_out)
+        current, protocols = self._totals()
         delta = [c - p for c, p in zip(current, self._last)]
         self._last = current
         seconds = interval if interval > 0 else 1.0
         n = self._config.top_n
-        talkers = top(self._hosts.items(), n, key=lambda kv: kv[1][1] + kv[1][3])
-        pairs = top(self._conversations.items(), n, key=lambda kv: kv[1][1] + kv[1][3])
+        talkers = top(self._hosts.items(), n, key=lambda kv: _octets(kv[1]))
+        pairs = top(self._conversations.items(), n, key=lambda kv: _octets(kv[1]))
         return IpSnapshot(
-            packets_in=self._packets_in,
-            packets_out=self._packets_out,
-            bytes_in=self._bytes_in,
-            bytes_out=self._bytes_out,
+            packets_in=current[0],
+            packets_out=current[1],
+            bytes_in=current[2],
+            bytes_out=current[3],
             pps_in=delta[0] / seconds,
             pps_out=delta[1] / seconds,
             bps_in=delta[2] * 8 / seconds,
             bps_out=delta[3] * 8 / seconds,
             protocols={
                 name: ProtocolCount(packets=c[0], bytes=c[1])
-                for name, c in sorted(self._protocols.items())
+                for name, c in sorted(protocols.items())
             },
-            top_talkers=tuple(HostTraffic(addr, *counts) for addr, counts in talkers),
-            top_conversations=tuple(
-                Conversation(a, b, *counts) for (a, b), counts in pairs
+            top_talkers=tuple(
+                HostTraffic(address_text(addr), *counts) for addr, counts in talkers
             ),
+            top_conversations=tuple(_conversation(a, b, counts) for (a, b), counts in pairs),
             hosts_tracked=len(self._hosts),
             hosts_evicted=self._hosts_evicted,
             conversations_tracked=len(self._conversations),
             conversations_evicted=self._conversations_evicted,
         )
+
+
+def _octets(counts: list[int]) -> int:
+    """
+    Octets both ways of a host's or conversation's counters.
+    """
+    return counts[1] + counts[3]
+
+
+def _conversation(a: bytes, b: bytes, counts: list[int]) -> Conversation:
+    """
+    The record of a conversation kept under address octets C{a} < C{b}:
+    the record's ``a`` is the one whose text sorts first (``10.0.0.10``
+    before ``10.0.0.9``), so the counts turn round when the orders differ.
+    """
+    a_text, b_text = address_text(a), address_text(b)
+    if a_text <= b_text:
+        return Conversation(a_text, b_text, *counts)
+    return Conversation(b_text, a_text, counts[2], counts[3], counts[0], counts[1])
