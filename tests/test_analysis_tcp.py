@@ -298,6 +298,61 @@ class OrientationTests(TcpTestCase):
             ("10.0.0.1", 51000, 1, 10, 0),
         )
 
+    def test_clientAddressAfterServer(self):
+        """
+        The table keeps one key per connection for both directions, the
+        lower address first; a client whose address sorts after the
+        server's is still C{src}, and each direction counts on its side.
+        """
+        client, server = ("10.0.0.9", 40000), ("10.0.0.2", 80)
+        self.send(client, server, "S", seq=1000, ts=1.0)
+        self.send(server, client, "SA", seq=5000, ack=1001, ts=1.01)
+        self.send(client, server, "A", seq=1001, ack=5001, ts=1.02)
+        self.send(client, server, "PA", seq=1001, ack=5001, payload=b"GET", ts=1.03)
+        self.send(server, client, "PA", seq=5001, ack=1004, payload=b"200 OK", ts=1.04)
+        self.send(client, server, "FA", seq=1004, ack=5007, ts=1.05)
+        self.send(server, client, "FA", seq=5007, ack=1005, ts=1.06)
+        snapshot = self.snapshot(2.0)
+        self.assertEqual(snapshot.connections, (TcpConnection(
+            src="10.0.0.9", sport=40000, dst="10.0.0.2", dport=80,
+            state="closed", packets_out=4, bytes_out=3, packets_in=3,
+            bytes_in=6, ip_bytes_out=163, ip_bytes_in=126, rtt_ms=20.0,
+            first_seen=1.0, last_seen=1.06,
+        ),))
+        self.assertEqual((snapshot.syn, snapshot.established, snapshot.closed),
+                         (1, 1, 1))
+
+    def test_midStreamClientAddressAfterServer(self):
+        """
+        Picked up mid-stream from the server, with the client's address
+        sorting after the server's.
+        """
+        client, server = ("10.0.0.9", 40000), ("10.0.0.2", 80)
+        self.send(server, client, "PA", seq=7, ack=9, payload=b"s" * 100, ts=5.0)
+        self.send(client, server, "A", seq=9, ack=107, ts=5.1)
+        connection = self.connection(6.0)
+        self.assertEqual(
+            (connection.src, connection.sport, connection.dst, connection.dport,
+             connection.packets_out, connection.packets_in, connection.bytes_in),
+            ("10.0.0.9", 40000, "10.0.0.2", 80, 1, 1, 100),
+        )
+
+    def test_selfConnection(self):
+        """
+        A connection from a port to itself (a TCP self-connect on lo) has
+        one end: after the first segment, every segment counts as the
+        client's.
+        """
+        me = ("127.0.0.1", 5000)
+        self.send(me, me, "SA", seq=100, ack=101, ts=1.0)
+        self.send(me, me, "A", seq=101, ack=101, ts=1.001)
+        self.send(me, me, "PA", seq=101, ack=101, payload=b"hello", ts=1.002)
+        self.assertEqual(self.connection(2.0), TcpConnection(
+            src="127.0.0.1", sport=5000, dst="127.0.0.1", dport=5000,
+            state="established", packets_out=2, bytes_out=5, packets_in=1,
+            ip_bytes_out=85, ip_bytes_in=40, first_seen=1.0, last_seen=1.002,
+        ))
+
 
 class RetransmissionTests(TcpTestCase):
     """

@@ -12,7 +12,7 @@ from collections import OrderedDict
 from zope.interface import implementer
 
 from loopy.analysis.base import AnalyserConfig, IAnalyser
-from loopy.dissect.headers import ACK, FIN, IPPROTO_TCP, RST, SYN
+from loopy.dissect.headers import ACK, FIN, IPPROTO_TCP, RST, SYN, address_text
 from loopy.model import TcpConnection, TcpSnapshot
 
 SYN_SENT = "syn_sent"
@@ -24,52 +24,73 @@ RESET = "reset"
 
 _HALF_OPEN = (SYN_SENT, SYN_RECEIVED)
 _ENDED = (CLOSED, RESET)
-_MOD = 1 << 32
-
-
-def _seq_before(a: int, b: int) -> bool:
-    """
-    Whether sequence number C{a} precedes C{b} (RFC 1982 serial arithmetic).
-    """
-    return a != b and ((a - b) % _MOD) > (_MOD >> 1)
+# Sequence numbers (RFC 1982 serial arithmetic): C{a} precedes C{b} when
+# ``(a - b) & _MASK > _HALF``.
+_HALF = 1 << 31
+_MASK = (1 << 32) - 1
 
 
 class _Connection:
     """
     A connection's mutable state inside the analyser (never leaves it).
-    Index 0 of the pair lists is ``src``→``dst``, index 1 the reply.
+    ``*_out`` is the client's direction, ``src``→``dst`` of the record, and
+    ``*_in`` the reply; the addresses and ports are the table key's.
+
+    One of these is kept for up to C{tcp_connections_max} connections, so
+    it holds plain numbers in slots (no lists): 160 octets, about 640 with
+    its key, numbers and table entry (960 with the lists it had before).
+
+    :ivar client_first: whether the client (``src``) is the first end of
+        the table key.
+    :ivar fins: FINs seen, a bit per direction (L{_FIN_OUT}, L{_FIN_IN}).
+    :ivar next_seq_out: the sequence number after the highest one seen
+        ``src``→``dst`` (SYN and FIN count one), or None before any.
+    :ivar syn_ts: ts of the SYN when the handshake was seen, else None.
+    :ivar rtt: SYN to the ACK of the SYN-ACK, seconds, or None.
     """
 
     __slots__ = (
-        "src", "sport", "dst", "dport", "state", "packets", "bytes",
-        "ip_bytes", "next_seq", "fin", "syn_ts", "rtt", "retransmissions",
-        "first_seen", "last_seen",
+        "client_first", "state", "packets_out", "packets_in", "bytes_out",
+        "bytes_in", "ip_bytes_out", "ip_bytes_in", "next_seq_out", "next_seq_in",
+        "fins", "syn_ts", "rtt", "retransmissions", "first_seen", "last_seen",
     )
 
-    def __init__(self, src, sport, dst, dport, state, ts):
-        self.src, self.sport, self.dst, self.dport = src, sport, dst, dport
+    def __init__(self, client_first: bool, state: str, ts: float):
+        self.client_first = client_first
         self.state = state
-        self.packets = [0, 0]
-        self.bytes = [0, 0]
-        self.ip_bytes = [0, 0]
-        self.next_seq = [None, None]
-        self.fin = [False, False]
+        self.packets_out = self.packets_in = 0
+        self.bytes_out = self.bytes_in = 0
+        self.ip_bytes_out = self.ip_bytes_in = 0
+        self.next_seq_out = self.next_seq_in = None
+        self.fins = 0
         self.syn_ts = ts if state == SYN_SENT else None
         self.rtt = None
         self.retransmissions = 0
         self.first_seen = self.last_seen = ts
 
-    def record(self) -> TcpConnection:
+    def record(self, key: tuple) -> TcpConnection:
+        """
+        The connection as a report shows it.
+
+        :param key: its table key (see L{TcpAnalyser}).
+        """
+        if self.client_first:
+            saddr, sport, daddr, dport = key
+        else:
+            daddr, dport, saddr, sport = key
         return TcpConnection(
-            src=self.src, sport=self.sport, dst=self.dst, dport=self.dport,
+            src=address_text(saddr), sport=sport, dst=address_text(daddr), dport=dport,
             state=self.state,
-            packets_out=self.packets[0], bytes_out=self.bytes[0],
-            packets_in=self.packets[1], bytes_in=self.bytes[1],
-            ip_bytes_out=self.ip_bytes[0], ip_bytes_in=self.ip_bytes[1],
+            packets_out=self.packets_out, bytes_out=self.bytes_out,
+            packets_in=self.packets_in, bytes_in=self.bytes_in,
+            ip_bytes_out=self.ip_bytes_out, ip_bytes_in=self.ip_bytes_in,
             rtt_ms=None if self.rtt is None else round(self.rtt * 1000, 3),
             retransmissions=self.retransmissions,
             first_seen=self.first_seen, last_seen=self.last_seen,
         )
+
+
+_FIN_OUT, _FIN_IN = 1, 2
 
 
 @implementer(IAnalyser)
@@ -82,6 +103,11 @@ class TcpAnalyser:
     dropped (C{connections_evicted}).  Idle connections age out after
     C{tcp_idle_timeout} (established), C{tcp_half_open_timeout} (half-open) or
     C{tcp_linger} (closed, reset), counted in C{connections_expired}.
+
+    Keys are ``(addr, port, addr, port)`` with the addresses as octets
+    (L{PacketSummary.saddr}; text only in a snapshot's records), the lower
+    address (then port) first, so that one lookup finds a connection from
+    a packet either way; the connection knows which end is its client.
     """
 
     name = "tcp"
@@ -98,39 +124,83 @@ class TcpAnalyser:
     # -- per packet --------------------------------------------------------
 
     def observe(self, packet) -> None:
+        # Written straight through (one call for most segments): this runs
+        # for every packet.
         if packet.proto != IPPROTO_TCP or packet.fragment:
             return
-        key = (packet.src, packet.sport, packet.dst, packet.dport)
+        saddr, sport, daddr, dport = packet.saddr, packet.sport, packet.daddr, packet.dport
+        # forward: the packet comes from the key's first end.
+        if saddr < daddr or saddr == daddr and sport < dport:
+            key, forward = (saddr, sport, daddr, dport), True
+        else:
+            key, forward = (daddr, dport, saddr, sport), False
         table = self._table
         conn = table.get(key)
-        side = 0
-        if conn is None:
-            rkey = (packet.dst, packet.dport, packet.src, packet.sport)
-            conn = table.get(rkey)
-            if conn is not None:
-                key, side = rkey, 1
         flags = packet.flags
-        if conn is not None and flags & SYN and not flags & ACK \
-                and conn.state in _ENDED:
-            # The 5-tuple is reused by a new connection, oriented by its SYN
-            # (from either end: a connection picked up mid-stream may have
-            # been oriented the wrong way round).
-            self._remove(key)
-            conn = None
-            key = (packet.src, packet.sport, packet.dst, packet.dport)
+        if conn is not None:
+            if flags & SYN and not flags & ACK and conn.state in _ENDED:
+                # The 5-tuple is reused by a new connection, oriented by its
+                # SYN (from either end: a connection picked up mid-stream may
+                # have been oriented the wrong way round).
+                self._remove(key)
+                conn = None
+            else:
+                table.move_to_end(key)
+                side = 0 if forward == conn.client_first else 1
         if conn is None:
-            conn, key, side = self._open(packet, key)
+            conn, side = self._open(packet, key, forward)
             if conn is None:
                 return
-        else:
-            table.move_to_end(key)
-        self._account(conn, side, packet)
 
-    def _open(self, packet, key):
+        # Counters and sequence space of the packet's direction.
+        ts = packet.ts
+        conn.last_seen = ts
+        length = packet.payload_len
+        seq = packet.seq
+        if side:
+            conn.packets_in += 1
+            conn.bytes_in += length
+            conn.ip_bytes_in += packet.ip_len
+            expected = conn.next_seq_in
+        else:
+            conn.packets_out += 1
+            conn.bytes_out += length
+            conn.ip_bytes_out += packet.ip_len
+            expected = conn.next_seq_out
+        # A retransmission: payload at sequence numbers already covered in
+        # this direction, keep-alives (one octet just below) excepted.
+        if expected is not None and length and ((seq - expected) & _MASK) > _HALF:
+            if length > 1 or (seq + 1) & _MASK != expected:
+                conn.retransmissions += 1
+                self._counts["retransmissions"] += 1
+        end = seq + length
+        if flags & (SYN | FIN | RST):
+            end += (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
+        end &= _MASK
+        if expected is None or ((expected - end) & _MASK) > _HALF:
+            if side:
+                conn.next_seq_in = end
+            else:
+                conn.next_seq_out = end
+
+        # The state machine.
+        if flags & (SYN | FIN | RST):
+            self._handshake_or_close(conn, side, flags, ts)
+        elif flags & ACK and conn.state == SYN_RECEIVED and not side:
+            self._established(conn, ts)
+
+    def _open(self, packet, key: tuple, forward: bool):
+        """
+        Start tracking the connection of a packet not in the table.
+
+        :param key: the table key; C{forward} whether the packet comes from
+            its first end.
+        :returns: the connection and the packet's side (0 from the client),
+            or ``(None, 0)`` for a reset, which starts nothing.
+        """
         flags = packet.flags
-        src, sport, dst, dport = key
         if flags & RST:
-            return None, key, 0
+            return None, 0
         if flags & SYN and not flags & ACK:
             state, side = SYN_SENT, 0
         elif flags & SYN:
@@ -138,26 +208,25 @@ class TcpAnalyser:
             state, side = SYN_RECEIVED, 1
         else:
             # Mid-stream: take the lower port as the server's.
-            state, side = ESTABLISHED, 1 if sport < dport else 0
-        if side:
-            key = (dst, dport, src, sport)
+            state, side = ESTABLISHED, 1 if packet.sport < packet.dport else 0
+        # A connection from a port to itself has one end, and the packets
+        # after the first all count as the client's.
+        client_first = forward if side == 0 or key[:2] == key[2:] else not forward
         if len(self._table) >= self._config.tcp_connections_max:
             self._remove(next(iter(self._table)))
             self._counts["evicted"] += 1
-        conn = _Connection(*key, state, packet.ts)
+        conn = _Connection(client_first, state, packet.ts)
         self._table[key] = conn
         self._states[state] = self._states.get(state, 0) + 1
         if state == SYN_RECEIVED:
             self._counts["syn_ack"] += 1
-        return conn, key, side
+        return conn, side
 
-    def _account(self, conn: _Connection, side: int, packet) -> None:
-        flags = packet.flags
-        conn.last_seen = packet.ts
-        conn.packets[side] += 1
-        conn.bytes[side] += packet.payload_len
-        conn.ip_bytes[side] += packet.ip_len
-        self._sequence(conn, side, packet)
+    def _handshake_or_close(self, conn: _Connection, side: int, flags: int,
+                            ts: float) -> None:
+        """
+        The state changes of a segment with SYN, FIN or RST.
+        """
         if flags & RST:
             if conn.state != RESET:
                 self._set_state(conn, RESET)
@@ -166,42 +235,32 @@ class TcpAnalyser:
         state = conn.state
         if flags & SYN:
             if not flags & ACK:
-                if side == 0 and state == SYN_SENT and conn.packets[0] == 1:
+                if side == 0 and state == SYN_SENT and conn.packets_out == 1:
                     self._counts["syn"] += 1
             elif side == 1 and state == SYN_SENT:
                 self._set_state(conn, SYN_RECEIVED)
                 self._counts["syn_ack"] += 1
         elif state == SYN_RECEIVED and side == 0 and flags & ACK:
-            self._set_state(conn, ESTABLISHED)
-            self._counts["established"] += 1
-            if conn.syn_ts is not None:
-                conn.rtt = max(0.0, packet.ts - conn.syn_ts)
-        if flags & FIN and not conn.fin[side]:
-            conn.fin[side] = True
-            if conn.fin[1 - side]:
-                if conn.state not in _ENDED:
-                    self._set_state(conn, CLOSED)
-                    self._counts["closed"] += 1
-            elif conn.state != FIN_WAIT:
-                self._set_state(conn, FIN_WAIT)
+            self._established(conn, ts)
+        if flags & FIN:
+            fin, other = (_FIN_IN, _FIN_OUT) if side else (_FIN_OUT, _FIN_IN)
+            if not conn.fins & fin:
+                conn.fins |= fin
+                if conn.fins & other:
+                    if conn.state not in _ENDED:
+                        self._set_state(conn, CLOSED)
+                        self._counts["closed"] += 1
+                elif conn.state != FIN_WAIT:
+                    self._set_state(conn, FIN_WAIT)
 
-    def _sequence(self, conn: _Connection, side: int, packet) -> None:
+    def _established(self, conn: _Connection, ts: float) -> None:
         """
-        Count a retransmission: payload at sequence numbers already covered in
-        this direction, keep-alives (one octet just below) excepted.
+        The client acknowledged the SYN-ACK: the handshake is complete.
         """
-        length = packet.payload_len
-        seq = packet.seq
-        expected = conn.next_seq[side]
-        if expected is not None and length and _seq_before(seq, expected):
-            keepalive = length <= 1 and (seq + 1) % _MOD == expected
-            if not keepalive:
-                conn.retransmissions += 1
-                self._counts["retransmissions"] += 1
-        flags = packet.flags
-        end = (seq + length + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)) % _MOD
-        if expected is None or _seq_before(expected, end):
-            conn.next_seq[side] = end
+        self._set_state(conn, ESTABLISHED)
+        self._counts["established"] += 1
+        if conn.syn_ts is not None:
+            conn.rtt = max(0.0, ts - conn.syn_ts)
 
     def _set_state(self, conn: _Connection, state: str) -> None:
         states = self._states
@@ -246,10 +305,10 @@ class TcpAnalyser:
         ended = states.get(CLOSED, 0) + states.get(RESET, 0)
         recent = []
         limit = self._config.report_connections
-        for conn in reversed(self._table.values()):
+        for key, conn in reversed(self._table.items()):
             if len(recent) >= limit:
                 break
-            recent.append(conn.record())
+            recent.append(conn.record(key))
         counts = self._counts
         return TcpSnapshot(
             syn=counts["syn"],
