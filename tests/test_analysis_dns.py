@@ -454,6 +454,51 @@ class AnswersBudgetTests(DnsTestCase):
         )
         self.assertEqual(snapshot.answers_budgeted_out, 3)
 
+    def test_dissectionCounts(self):
+        """
+        L{DnsAnalyser.dissection_counts} gives the responses dissected and
+        those budgeted out, for the agent's capture health.
+        """
+        for ident in range(1, 6):
+            self.exchange(ident, 100.0 + ident / 10)
+        snapshot = self.snapshot(100.9)
+        self.assertEqual(self.dns.dissection_counts(), (2, 3))
+        self.assertEqual(snapshot.answers_budgeted_out, 3)
+
+
+class LazyAnswersTests(DnsTestCase):
+    """
+    Answers are dissected when a snapshot first reports their transaction,
+    not when the response passes: only the newest C{report_queries} are
+    ever reported.
+    """
+
+    config = AnalyserConfig(report_queries=2)
+
+    def exchange(self, ident, ts):
+        self.udp(CLIENT, SERVER, query(ident), ts)
+        self.udp(SERVER, CLIENT, response(ident, answers=("192.0.2.%d" % ident,)),
+                 ts + 0.01)
+
+    def test_onlyReportedAreDissected(self):
+        """
+        Of four answered transactions, the two a snapshot reports are
+        dissected, once each however many snapshots report them.
+        """
+        for ident in range(1, 5):
+            self.exchange(ident, 100.0 + ident / 10)
+        self.assertEqual(self.dns.dissection_counts(), (0, 0))
+        first = self.snapshot(101.0)
+        self.assertEqual(
+            [(q.id, q.answers) for q in first.queries],
+            [(4, ("A 192.0.2.4",)), (3, ("A 192.0.2.3",))],
+        )
+        self.assertEqual(self.dns.dissection_counts(), (2, 0))
+        second = self.snapshot(101.5)
+        self.assertEqual(second.queries, first.queries)
+        self.assertEqual(self.dns.dissection_counts(), (2, 0))
+        self.assertEqual(second.matched, 4)
+
 
 class MalformedTests(DnsTestCase):
     """
