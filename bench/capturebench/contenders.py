@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Optional
 
 from .generator import Generator, limited
-from .system import Processes, cpu_seconds, lo_rx_packets, wait_idle
+from .system import Processes, cpu_seconds, lo_rx_packets, packet_listeners, wait_idle
 
 #: A step with more foreign frames on lo than this share of its own was disturbed.
 FOREIGN_SHARE = 0.01
@@ -51,6 +51,7 @@ class Step:
     cpu: float  # contender CPU seconds, first frame sent until idle
     drain: float = 0.0  # seconds from the last frame sent until the contender was idle
     foreign: int = 0  # other frames on lo meanwhile
+    others: int = 0  # other programs' capture sockets on lo (they get every frame too)
     notes: dict = field(default_factory=dict)
 
     @property
@@ -94,6 +95,8 @@ class Step:
             verdict += " (generator-limited)"
         if self.disturbed:
             verdict += f" (disturbed: {self.foreign:,} foreign frames on lo)"
+        if self.others:
+            verdict += f" ({self.others} other capture sockets on lo)"
         return (f"{self.requested:>9,.0f} pps asked, {self.achieved:>9,.0f} sent/s: "
                 f"sent {self.sent:,} received {self.received:,} drops {self.drops:,} "
                 f"cpu {self.cpu:.2f} s ({self.cpu_per_mpkt:.1f} s/Mpkt) "
@@ -109,13 +112,15 @@ def _step(generator: Generator, rate: float, seconds: float, pid: int,
         L{Step} fields C{drain} and C{foreign}.
     """
     before, frames = cpu_seconds(pid), lo_rx_packets()
+    others = packet_listeners() - 1  # the contender's own socket
     result = generator.send(rate, seconds)
     sent = time.monotonic()
     wait_idle(pid)
     drain = time.monotonic() - sent
     time.sleep(linger)
     foreign = lo_rx_packets() - frames - result["sent"]
-    return result, cpu_seconds(pid) - before, {"drain": drain, "foreign": foreign}
+    return result, cpu_seconds(pid) - before, {"drain": drain, "foreign": foreign,
+                                               "others": others}
 
 
 class Agent:

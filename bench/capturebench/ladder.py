@@ -23,10 +23,11 @@ from .generator import Generator
 
 RATES = [1_000, 2_000, 3_000, 5_000, 7_500, 10_000, 15_000, 25_000, 50_000, 75_000,
          100_000, 125_000, 150_000, 175_000, 200_000, 250_000, 300_000, 350_000,
-         400_000, 500_000, 600_000, 700_000, 800_000, 1_000_000, 1_250_000, 1_500_000]
+         400_000, 500_000, 600_000, 700_000, 800_000, 1_000_000, 1_250_000, 1_500_000,
+         2_000_000, 3_000_000]
 #: Fewer, wider steps for a quick run.
 QUICK_RATES = [1_000, 2_000, 5_000, 10_000, 25_000, 50_000, 100_000, 150_000, 200_000,
-               300_000, 400_000, 600_000, 800_000, 1_000_000, 1_500_000]
+               300_000, 400_000, 600_000, 800_000, 1_000_000, 1_500_000, 2_000_000, 3_000_000]
 
 
 @dataclass
@@ -40,6 +41,7 @@ class Score:
     best: Optional[Step] = None  # the highest passing step
     failed: Optional[Step] = None  # the lowest failing step
     generator_limit: Optional[float] = None  # pps, when the generator was the limit
+    exhausted: bool = False  # passed every step of the ladder
 
     @property
     def rate(self) -> float:
@@ -91,6 +93,8 @@ def climb(label: str, step: Callable[[Generator, float, float], Step], generator
             return score
         if not result.ok:
             break
+    else:
+        score.exhausted = True
     if refine and score.best and score.failed:
         middle = round((score.best.requested + score.failed.requested) / 2, -3)
         if score.best.requested < middle < score.failed.requested:

@@ -32,6 +32,7 @@ class Results:
     memory: Optional[Memory] = None
     offline: list[Offline] = field(default_factory=list)
     loopback: dict = field(default_factory=dict)
+    steps: list = field(default_factory=list)  # every live Step
     frames_sent: int = 0  # frames of the mix sent on lo
     syns_sent: int = 0  # SYNs of the memory test sent on lo
     generator_fastest: float = 0.0
@@ -40,13 +41,16 @@ class Results:
 
 def rate_text(score: Score) -> str:
     text = f"{score.rate:,.0f}"
-    return ("≥ " + text) if score.generator_limit is not None and score.best else text
+    lower_bound = score.generator_limit is not None or score.exhausted
+    return ("≥ " + text) if lower_bound and score.best else text
 
 
 def score_notes(score: Score) -> str:
     notes = []
     if score.generator_limit is not None:
         notes.append(f"generator-limited at {score.generator_limit:,.0f} pps")
+    if score.exhausted:
+        notes.append("passed every step: a lower bound")
     if score.failed is not None and not score.failed.generator_limited:
         f = score.failed
         notes.append(f"drops from {f.requested:,.0f} pps "
@@ -97,7 +101,8 @@ def render(r: Results) -> str:
     scapy, tcpdump = r.scapy, r.tcpdump
     for agent in r.agents:
         name = agent.label
-        bound = " (a lower bound: generator-limited)" if agent.generator_limit else ""
+        bound = (" (a lower bound: generator-limited)" if agent.generator_limit
+                 else " (a lower bound: it passed every step)" if agent.exhausted else "")
         out.append(f"  {name}: {agent.rate:,.0f} pps with zero drops{bound}; target "
                    f"≥ {TARGET_RATE:,} pps: {verdict(agent.rate >= TARGET_RATE)}")
         if scapy and scapy.rate:
@@ -106,8 +111,10 @@ def render(r: Results) -> str:
                        f"{verdict(ratio >= TARGET_VS_SCAPY)}")
         if tcpdump and tcpdump.rate:
             ratio = agent.rate / tcpdump.rate
-            caveat = (f" (tcpdump generator-limited at {tcpdump.generator_limit:,.0f} pps: "
-                      "its true rate may be higher)" if tcpdump.generator_limit else "")
+            caveat = (" (tcpdump's rate is a lower bound: "
+                      + (f"generator-limited at {tcpdump.generator_limit:,.0f} pps)"
+                         if tcpdump.generator_limit else "it passed every step)")
+                      if tcpdump.generator_limit or tcpdump.exhausted else "")
             out.append(f"  {name} / tcpdump -w: {ratio:.2f}×{caveat}; target ≥ "
                        f"{TARGET_VS_TCPDUMP:g}×: {verdict(ratio >= TARGET_VS_TCPDUMP)}")
         idle = r.idle.get(name)
@@ -146,5 +153,9 @@ def render(r: Results) -> str:
     out.append(f"  TCP resets the host sent: {lo.get('tcp_out_rsts', 0):,} (other programs "
                "on lo count here too)")
     out.append(f"  frames dropped before any socket (input backlog): {lo.get('backlog_drops', 0):,}")
+    others = max((s.others for s in r.steps), default=0)
+    out.append(f"  other programs' capture sockets on lo during the steps: up to {others} "
+               "(each gets a copy of every frame, costing CPU the contenders share)"
+               if others else "  other programs' capture sockets on lo during the steps: none")
     out.append(f"  run time: {r.elapsed / 60:.1f} min")
     return "\n".join(out)

@@ -11,6 +11,7 @@ import os
 import platform
 import re
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -82,6 +83,18 @@ def lo_counters() -> dict:
     with open("/proc/net/softnet_stat") as f:
         counters["backlog_drops"] = sum(int(line.split()[1], 16) for line in f)
     return counters
+
+
+def packet_listeners() -> int:
+    """
+    Packet sockets of any process that receive every protocol on ``lo`` or
+    on all interfaces (``/proc/net/packet``: Proto 0003, ETH_P_ALL): each
+    gets a copy of every frame sent on ``lo``.
+    """
+    interfaces = {"0", str(socket.if_nametoindex("lo"))}
+    with open("/proc/net/packet") as f:
+        rows = [line.split() for line in f][1:]
+    return sum(1 for row in rows if row[3] == "0003" and row[4] in interfaces)
 
 
 def lo_rx_packets() -> int:
