@@ -19,14 +19,17 @@ C{--pps} packets per second of capture time, which matters to the DNS answer
 budget (responses per second).
 
 Then it prints microseconds per packet (``time.perf_counter`` over the whole
-list, best of C{--repeat}; fresh analysers for every run) for decode alone,
+list, or with C{--clock cpu} the process's CPU time, steadier on a shared
+machine; best of C{--repeat}; fresh analysers for every run) for decode alone,
 decode plus each analyser, and decode plus all of them; the snapshot time of
 each analyser after the run; and, in a child process, the memory after
 C{--flows} distinct flows (TCP handshakes between ever new address pairs,
 a quarter IPv6, and a DNS query for a new name every eighth flow): the
 process's resident set size and the size of the analysers' Python objects.
 
-This is a developer tool, not a test; numbers depend on the machine.
+This is a developer tool, not a test; numbers depend on the machine.  On a
+shared one, pin it to a core the others leave alone (``taskset -c 1 python
+bench/hotpath.py --clock cpu``) and compare runs made one after the other.
 """
 
 from __future__ import annotations
@@ -36,7 +39,6 @@ import cProfile
 import gc
 import pstats
 import random
-import resource
 import struct
 import subprocess
 import sys
@@ -364,15 +366,21 @@ def _analysers(names, config):
     return [kinds[name](config) for name in names]
 
 
-def run(frames, analysers) -> float:
+#: Clocks to time a run with: elapsed time, or this process's CPU time (steadier
+#: when other programs share the cores).
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+def run(frames, analysers, clock=time.perf_counter) -> float:
     """
     Decode every frame and give it to every analyser, as the agent's
     monitor does (without its bookkeeping).
 
+    :param clock: one of L{CLOCKS}.
     :returns: seconds taken.
     """
     observers = [a.observe for a in analysers]
-    start = time.perf_counter()
+    start = clock()
     if not observers:
         for frame, ts, out in frames:
             decode(frame, ts, 0, out)
@@ -388,10 +396,10 @@ def run(frames, analysers) -> float:
             if packet is not None:
                 for observe in observers:
                     observe(packet)
-    return time.perf_counter() - start
+    return clock() - start
 
 
-def best(frames, names, config, repeat) -> tuple[float, list]:
+def best(frames, names, config, repeat, clock) -> tuple[float, list]:
     """
     Best of C{repeat} runs, fresh analysers each time.
 
@@ -401,7 +409,7 @@ def best(frames, names, config, repeat) -> tuple[float, list]:
     for _ in range(repeat):
         analysers = _analysers(names, config)
         gc.collect()
-        times.append(run(frames, analysers))
+        times.append(run(frames, analysers, clock))
     return min(times) * 1e6 / len(frames), analysers
 
 
@@ -414,13 +422,13 @@ STAGES = {
 }
 
 
-def timing(frames, repeat: int) -> None:
+def timing(frames, repeat: int, clock) -> None:
     config = AnalyserConfig()
     print(f"{'stage':<12} {'µs/packet':>10} {'over decode':>12} {'packets/s':>11}")
     decode_us = None
     last = []
     for stage, names in STAGES.items():
-        us, last = best(frames, names, config, repeat)
+        us, last = best(frames, names, config, repeat, clock)
         if decode_us is None:
             decode_us = us
         extra = "" if not names else f"{us - decode_us:12.3f}"
@@ -442,9 +450,17 @@ def profile(frames, stage: str) -> None:
 # -- memory ------------------------------------------------------------------
 
 
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize()
+def _memory_status(field: str) -> int:
+    """
+    A size from ``/proc/self/status`` (proc(5)), in octets: ``VmRSS`` the
+    resident set now, ``VmHWM`` its peak.  (``ru_maxrss`` would not do: a
+    child started by fork and exec inherits the parent's peak.)
+    """
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise ValueError(f"no {field} in /proc/self/status")
 
 
 def distinct_flows(flows: int):
@@ -529,7 +545,7 @@ def memory_child(flows: int) -> None:
     for frame, ts, out in distinct_flows(1):  # scapy builds its shapes here
         pass
     gc.collect()
-    rss_before = _rss_bytes()
+    rss_before = _memory_status("VmRSS")
     ts = 0.0
     for frame, ts, out in distinct_flows(flows):
         packet = decode(frame, ts, 0, out)
@@ -537,10 +553,11 @@ def memory_child(flows: int) -> None:
             for observe in observers:
                 observe(packet)
     gc.collect()
-    print(f"rss {_rss_bytes()}")
+    print(f"rss {_memory_status('VmRSS')}")
     print(f"rss_before {rss_before}")
-    print(f"maxrss {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}")
+    print(f"maxrss {_memory_status('VmHWM')}")
     print(f"analysers {deep_size(analysers)}")
+    print("each " + " ".join(f"{a.name}={deep_size(a)}" for a in analysers))
     ip, tcp, dns = analysers
     print(f"tables hosts={len(ip._hosts)} conversations={len(ip._conversations)} "
           f"tcp={len(tcp._table)} dns_pending={len(dns._pending)} dns_names={len(dns._names)}")
@@ -557,7 +574,9 @@ def memory(flows: int) -> None:
     result = dict(line.split(" ", 1) for line in out.splitlines())
     mib = 1 << 20
     print(f"after {flows:,} distinct flows ({result['tables']}):")
-    print(f"  analysers' Python objects: {int(result['analysers']) / mib:.1f} MiB")
+    each = ", ".join(f"{name} {int(size) / mib:.1f}"
+                     for name, size in (pair.split("=") for pair in result["each"].split()))
+    print(f"  analysers' Python objects: {int(result['analysers']) / mib:.1f} MiB ({each})")
     print(f"  process RSS: {int(result['rss']) / mib:.1f} MiB "
           f"(before the flows {int(result['rss_before']) / mib:.1f} MiB, "
           f"peak {int(result['maxrss']) / mib:.1f} MiB)")
@@ -570,6 +589,8 @@ def main(argv=None) -> None:
                         help="capture-time packets per second of the mix")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--flows", type=int, default=1_000_000)
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                        help="wall: time.perf_counter; cpu: time.process_time")
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--profile", choices=sorted(STAGES),
                         help="print a cProfile of one stage instead of timing")
@@ -584,7 +605,7 @@ def main(argv=None) -> None:
     if args.profile:
         profile(frames, args.profile)
         return
-    timing(frames, args.repeat)
+    timing(frames, args.repeat, CLOCKS[args.clock])
     if not args.no_memory:
         memory(args.flows)
 

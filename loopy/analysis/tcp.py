@@ -37,7 +37,7 @@ class _Connection:
     ``*_in`` the reply; the addresses and ports are the table key's.
 
     One of these is kept for up to C{tcp_connections_max} connections, so
-    it holds plain numbers in slots (no lists): 160 octets, about 640 with
+    it holds plain numbers in slots (no lists): 160 octets, about 650 with
     its key, numbers and table entry (960 with the lists it had before).
 
     :ivar client_first: whether the client (``src``) is the first end of
