@@ -66,7 +66,9 @@ class DnsAnalyser:
     each second of capture time (packet timestamps); the rest count in
     C{answers_budgeted_out}.  Dissection (scapy, some 150 µs a message)
     waits until a snapshot reports the transaction, so the responses that
-    drop out of the recent transactions before a report cost nothing.
+    drop out of the recent transactions before a report cost nothing; the
+    messages waiting are those of the recent transactions (at most
+    C{report_queries}, each at most 64 KiB).
 
     DNS over TCP is read when a segment holds whole length-prefixed messages
     (RFC 7766 section 8), the usual case; messages split across segments are
