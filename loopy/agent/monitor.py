@@ -134,34 +134,50 @@ class Monitor:
         """
         Decode one frame and give it to every analyser (see
         L{loopy.agent.capture.FrameSink}); time it now and then.
+
+        This runs for every frame, so it is written for speed: one call per
+        analyser and nothing else in the common case.
         """
         self._until_sample -= 1
-        if self._until_sample:
-            self._analyse(data, ts, ifindex, outgoing, linktype)
-            return
-        self._until_sample = self._sample_gap()
-        if len(self._samples) >= MAX_SAMPLES:
-            self._analyse(data, ts, ifindex, outgoing, linktype)
-            return
-        started = self._timer()
-        self._analyse(data, ts, ifindex, outgoing, linktype)
-        self._samples.append(self._timer() - started)
-
-    def _analyse(self, data, ts, ifindex, outgoing, linktype) -> None:
+        started = self._start_sample() if not self._until_sample else 0
         packet = decode(data, ts, ifindex, outgoing, linktype)
         if packet is None:
             self.malformed += 1
-            return
-        for observe in self._observers:
+        else:
+            try:
+                for observe in self._observers:
+                    observe(packet)
+            except Exception:
+                self._analyser_failed(packet, observe)
+        if started:
+            self._samples.append(self._timer() - started)
+
+    def _start_sample(self) -> int:
+        """
+        Start timing this packet: the timer's value, or 0 (no timing) when
+        this interval has its samples already.
+        """
+        self._until_sample = self._sample_gap()
+        if len(self._samples) >= MAX_SAMPLES:
+            return 0
+        return self._timer()
+
+    def _analyser_failed(self, packet, failed) -> None:
+        """
+        Count and (sparingly) log an analyser's failure on C{packet}, then
+        give the packet to the analysers after the one that failed.
+        """
+        self.analyser_errors += 1
+        if self.analyser_errors <= 10 or self.analyser_errors % 1000 == 0:
+            log.failure("analyser failed on a packet ({count} so far)",
+                        count=self.analyser_errors)
+        observers = self._observers
+        for observe in observers[observers.index(failed) + 1:]:
             try:
                 observe(packet)
             except Exception:
-                self.analyser_errors += 1
-                if self.analyser_errors <= 10 or self.analyser_errors % 1000 == 0:
-                    log.failure(
-                        "analyser failed on a packet ({count} so far)",
-                        count=self.analyser_errors,
-                    )
+                self._analyser_failed(packet, observe)
+                return
 
     def report(self, now: float) -> AgentReport:
         """
