@@ -155,6 +155,37 @@ class ParseMessageTests(DissectorTestMixin, SynchronousTestCase):
         self.assertEqual(parse_message(data).qname,
                          "a\\046b\\092\\032\\000\\255~!.com")
 
+    def test_dotInsideLabel(self):
+        """
+        A dot inside a label is written ``\\046``, so that C{a.b} in one
+        label differs from the two labels C{a} and C{b}.
+        """
+        one = parse_message(header() + labels(b"a.b", b"c") + TYPE_A_IN)
+        two = parse_message(header() + labels(b"a", b"b", b"c") + TYPE_A_IN)
+        self.assertEqual((one.qname, two.qname), ("a\\046b.c", "a.b.c"))
+
+    def test_everyOctet(self):
+        """
+        Every octet value in a label: printable ASCII but the dot and the
+        backslash as it is (lowered), the rest as ``\\DDD`` with three
+        decimal digits; also behind a compression pointer.
+        """
+        def expected(octets):
+            return "".join(
+                chr(b).lower() if 0x21 <= b <= 0x7E and b not in (0x2E, 0x5C)
+                else "\\%03d" % b
+                for b in octets)
+
+        for low in (0, 128):
+            parts = [bytes(range(start, min(start + 63, low + 128)))
+                     for start in range(low, low + 128, 63)]
+            want = ".".join(expected(part) for part in parts)
+            data = header() + labels(*parts) + TYPE_A_IN
+            self.assertEqual(parse_message(data).qname, want)
+            # The question: a pointer to the same name, after the type.
+            data = header() + pointer(18) + TYPE_A_IN + labels(*parts)
+            self.assertEqual(parse_message(data).qname, want)
+
     def test_longestName(self):
         """
         A name of 255 octets in wire form (RFC 1035 section 3.1: labels and
@@ -167,6 +198,41 @@ class ParseMessageTests(DissectorTestMixin, SynchronousTestCase):
         self.assertEqual(len(message.qname), 253)
         self.assertEqual(message.qname.split("."),
                          ["a" * 63, "b" * 63, "c" * 63, "d" * 61])
+
+
+class DnsMessageTests(SynchronousTestCase):
+    """
+    L{DnsMessage}: equality and text.
+    """
+
+    def message(self, **changes):
+        fields = dict(id=1, qr=True, opcode=0, rcode=3, qdcount=1, ancount=0,
+                      qname="example.com", qtype=28)
+        fields.update(changes)
+        return DnsMessage(**fields)
+
+    def test_equality(self):
+        """
+        Messages are equal when every field is; any one field differing
+        makes them unequal; a message equals nothing else.
+        """
+        self.assertEqual(self.message(), self.message())
+        self.assertFalse(self.message() != self.message())
+        for name, value in [("id", 2), ("qr", False), ("opcode", 4),
+                            ("rcode", 0), ("qdcount", 2), ("ancount", 1),
+                            ("qname", "example.org"), ("qtype", 1)]:
+            self.assertNotEqual(self.message(**{name: value}), self.message(), name)
+        self.assertNotEqual(self.message(), (1, True, 0, 3, 1, 0, "example.com", 28))
+        self.assertNotEqual(self.message(), None)
+
+    def test_repr(self):
+        """
+        The text names every field and its value.
+        """
+        self.assertEqual(
+            repr(self.message()),
+            "DnsMessage(id=1, qr=True, opcode=0, rcode=3, qdcount=1, ancount=0,"
+            " qname='example.com', qtype=28)")
 
 
 class MalformedMessageTests(DissectorTestMixin, SynchronousTestCase):
