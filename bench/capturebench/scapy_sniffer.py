@@ -1,5 +1,7 @@
 """
-The scapy contender: ``sniff(iface="lo", store=0, prn=observe)`` with a
+The scapy contender: scapy's sniffer (``AsyncSniffer``, the loop ``sniff()``
+runs, so that SIGINT can be waited for instead of raised into it) with
+``store=0`` and ``prn=observe``: a
 callback doing the work of Loopy's analysers in scapy terms (per-host and
 per-conversation octets, TCP connections by 5-tuple and their states, DNS
 queries matched to responses, ICMP and ARP counts).
@@ -15,6 +17,7 @@ Run with the virtualenv's Python, as root.
 """
 
 import json
+import signal
 import socket
 import struct
 import sys
@@ -24,7 +27,7 @@ from scapy.arch.linux import L2Socket
 from scapy.layers.dns import DNS
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.l2 import ARP
-from scapy.sendrecv import sniff
+from scapy.sendrecv import AsyncSniffer
 
 SOL_PACKET = 263
 PACKET_STATISTICS = 6
@@ -88,13 +91,20 @@ def observe(pkt) -> None:
 def main() -> None:
     sock = L2Socket(iface="lo", filter=sys.argv[1] if len(sys.argv) > 1 else None)
     sock.ins.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 8 * 1024 * 1024)
-    try:
-        sniff(opened_socket=sock, store=0, prn=observe,
-              started_callback=lambda: print("ready", flush=True))
-    except KeyboardInterrupt:
-        pass
+    # SIGINT is taken with sigwait, never raised into scapy's loop (where a
+    # KeyboardInterrupt can land in its clean-up and lose the result); the
+    # sniffer thread inherits the blocked mask.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    sniffer = AsyncSniffer(opened_socket=sock, store=0, prn=observe,
+                           started_callback=lambda: print("ready", flush=True))
+    sniffer.start()
+    signal.sigwait({signal.SIGINT, signal.SIGTERM})
     _packets, drops = struct.unpack(
         "II", sock.ins.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8))
+    try:
+        sniffer.stop()
+    except Exception:  # a sniffer that already ended: its counts stand
+        pass
     result = dict(counts, kernel_drops=drops, connections=len(connections),
                   hosts=len(hosts), dns_answered=len(answered))
     print(json.dumps(result), flush=True)
