@@ -96,6 +96,9 @@ class EndToEndSliceTests(e2e.FleetCase):
         self.assertGreater(capture["cpu_seconds"], 0)
         self.assertGreater(capture["rss_bytes"], 20_000_000)
         self.assertEqual(capture["drop_ratio"], 0.0)
+        # The answers of the reported NOERROR queries were dissected by scapy.
+        self.assertGreaterEqual(capture["dissected"], 3)
+        self.assertEqual(capture["budgeted_out"], 0)
         self.assertEqual(
             [c for c in agent["tcp"]["connections"] if self.hub_port in (c["sport"], c["dport"])],
             [],
