@@ -8,6 +8,9 @@ import socket
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
+from twisted.internet import defer
+from twisted.internet.error import CannotListenError
+from twisted.internet.protocol import Factory
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -115,3 +118,33 @@ class MakeServiceTests(SynchronousTestCase):
         )
         self.successResultOf(top.stopService())
         self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+
+class ListeningServiceTests(SynchronousTestCase):
+    """
+    A port that cannot be bound ends the hub's start-up with one line.
+    """
+
+    def test_in_use(self):
+        class Refused:
+            def listen(self, factory):
+                return defer.fail(CannotListenError(
+                    "127.0.0.1", 7420, OSError(98, "Address already in use")))
+
+        service = tap.ListeningService(Refused(), Factory(), "tcp:7420:interface=127.0.0.1")
+        error = self.assertRaises(SystemExit, service.privilegedStartService)
+        self.assertEqual(
+            str(error),
+            "loopy-hub: cannot listen on tcp:7420:interface=127.0.0.1: Address already in use")
+
+    def test_listens(self):
+        ports = []
+
+        class Accepting:
+            def listen(self, factory):
+                ports.append(factory)
+                return defer.succeed(object())
+
+        factory = Factory()
+        tap.ListeningService(Accepting(), factory, "tcp:7420").privilegedStartService()
+        self.assertEqual(ports, [factory])

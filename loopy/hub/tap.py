@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import socket
 
+from twisted.application.internet import StreamServerEndpointService
+from twisted.internet.error import CannotListenError
 from twisted.python import usage
 
 from loopy import DEFAULT_HUB_PORT
@@ -52,13 +54,37 @@ class Options(LoopyOptions):
         self["name"] = self["name"] or socket.gethostname()
 
 
+class ListeningService(StreamServerEndpointService):
+    """
+    The hub's server endpoint.  A port that cannot be bound (in use, no
+    privilege) stops twistd's start-up with one line saying so, instead of
+    a traceback or a hub that listens nowhere.
+    """
+
+    def __init__(self, endpoint, factory, description: str):
+        StreamServerEndpointService.__init__(self, endpoint, factory)
+        self.description = description
+        # As twisted.application.strports does: fail start-up at once.
+        self._raiseSynchronously = True
+
+    def privilegedStartService(self):
+        """
+        :raises SystemExit: with the reason, when the port cannot be bound.
+        """
+        try:
+            StreamServerEndpointService.privilegedStartService(self)
+        except CannotListenError as e:
+            reason = getattr(e.socketError, "strerror", None) or str(e.socketError)
+            raise SystemExit(
+                f"loopy-hub: cannot listen on {self.description}: {reason}") from None
+
+
 def makeService(options: Options, reactor=None):
     """
     Assemble the hub: one AMP server endpoint.  Starts nothing.
     """
     if reactor is None:
         from twisted.internet import reactor
-    from twisted.application.internet import StreamServerEndpointService
     from twisted.application.service import MultiService
     from twisted.internet.endpoints import serverFromString
 
@@ -73,11 +99,8 @@ def makeService(options: Options, reactor=None):
         max_agents=options["max-agents"],
     )
     top = MultiService()
-    server = StreamServerEndpointService(serverFromString(reactor, options["listen"]), hub)
-    # As twisted.application.strports does: a port that cannot be bound
-    # (in use, no privilege) fails twistd's start-up with the error instead
-    # of leaving a running hub that listens nowhere.
-    server._raiseSynchronously = True
+    server = ListeningService(serverFromString(reactor, options["listen"]), hub,
+                              options["listen"])
     server.setServiceParent(top)
     top.hub = hub
     return top
