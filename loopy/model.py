@@ -34,6 +34,8 @@ class InterfaceStats:
     :ivar kernel_drops: frames the kernel dropped because the socket's receive
         queue or ring was full (``tp_drops`` of ``PACKET_STATISTICS``,
         packet(7)).
+    :ivar truncated: frames longer than the capture kept (snaplen, or a
+        ring block), counted and analysed as far as kept.
     :ivar source: how frames were read: ``ring`` (a TPACKET_V3 ring),
         ``socket`` (batched reads) or ``pcap`` (a capture file).
     :ivar ring_fill: the ring's peak fill since the previous report, the
@@ -47,6 +49,7 @@ class InterfaceStats:
     frames: int = 0
     bytes: int = 0
     kernel_drops: int = 0
+    truncated: int = 0
     source: str = "socket"
     ring_fill: float = 0.0
     ring_freezes: int = 0

@@ -147,7 +147,7 @@ class PacketSocket:
         self.linktype = linktype
         self.loopback = hatype == 772
         program = (
-            bpf.compile_filter(self._filter, linktype, snaplen=self.snaplen)
+            bpf.compile_filter(self._filter, linktype, snaplen=self._filter_snaplen())
             if self._filter else None
         )
         try:
@@ -175,6 +175,14 @@ class PacketSocket:
             sock.close()
             raise
         self.sock = sock
+
+    def _filter_snaplen(self) -> int:
+        """
+        Octets the kernel filter keeps of a frame: one more than the read
+        buffer, so that C{recvmsg} flags a longer frame with C{MSG_TRUNC}
+        (counted in C{truncated}) instead of the filter cutting it unseen.
+        """
+        return self.snaplen + 1
 
     def _prepare(self, sock: socket.socket) -> None:
         """
@@ -268,7 +276,8 @@ class PacketSocket:
     def stats(self) -> InterfaceStats:
         return InterfaceStats(
             name=self.interface, frames=self.frames, bytes=self.bytes,
-            kernel_drops=self.kernel_drops, source=self.source,
+            kernel_drops=self.kernel_drops, truncated=self.truncated,
+            source=self.source,
         )
 
     def connectionLost(self, reason) -> None:

@@ -36,7 +36,7 @@ import struct
 
 from twisted.logger import Logger
 
-from loopy.agent.capture import SOL_PACKET, PacketSocket
+from loopy.agent.capture import PACKET_OUTGOING, SOL_PACKET, PacketSocket
 from loopy.errors import CaptureError
 from loopy.model import InterfaceStats
 
@@ -50,7 +50,6 @@ TP_STATUS_KERNEL = 0
 TP_STATUS_USER = 1
 TP_STATUS_VLAN_VALID = 1 << 4
 TP_STATUS_VLAN_TPID_VALID = 1 << 6
-PACKET_OUTGOING = 4
 
 #: ``struct tpacket_req3``: block size, block count, frame size, frame count,
 #: block timeout (ms), private area size, feature word.
@@ -117,6 +116,10 @@ class RingSocket(PacketSocket):
         self.ring_fill = 0.0
         self.freezes = 0
 
+    def _filter_snaplen(self) -> int:
+        # The ring reports each frame's whole length (tp_len) beside what it kept.
+        return self.snaplen
+
     def _prepare(self, sock: socket.socket) -> None:
         """
         Ask for TPACKET_V3, set up the ring and map it.
@@ -163,14 +166,14 @@ class RingSocket(PacketSocket):
         ifindex, linktype, loopback = self.ifindex, self.linktype, self.loopback
         unpack_block, unpack_frame = _BLOCK.unpack_from, _FRAME.unpack_from
         release = _BLOCK_STATUS.pack_into
-        frames = octets = 0
+        frames = octets = truncated = 0
         blocks = 0
         for blocks in range(1, min(waiting, self._blocks_per_read) + 1):
             base = self._next * block_size
             _status, count, position = unpack_block(ring, base + 8)
             position += base
             for _ in range(count):
-                (next_offset, sec, nsec, snaplen, _length, status, mac, _net,
+                (next_offset, sec, nsec, snaplen, length, status, mac, _net,
                  _rxhash, vlan_tci, vlan_tpid) = unpack_frame(ring, position)
                 outgoing = ring[position + _PKTTYPE] == PACKET_OUTGOING
                 if not (outgoing and loopback):
@@ -180,12 +183,15 @@ class RingSocket(PacketSocket):
                         frame = _with_vlan(frame, vlan_tci, vlan_tpid, status)
                     frames += 1
                     octets += snaplen
+                    if snaplen < length:
+                        truncated += 1
                     sink(frame, sec + nsec * 1e-9, ifindex, outgoing, linktype)
                 position += next_offset
             release(ring, base + 8, TP_STATUS_KERNEL)
             self._next = (self._next + 1) % block_nr
         self.frames += frames
         self.bytes += octets
+        self.truncated += truncated
         self.batches += 1
         if blocks < waiting:
             self.full_batches += 1
@@ -218,10 +224,15 @@ class RingSocket(PacketSocket):
         self.freezes += freezes
 
     def stats(self) -> InterfaceStats:
+        """
+        This socket's counters, for a report: the ring fill is the peak
+        since the previous call (L{take_ring_fill}), so call it once a report.
+        """
         return InterfaceStats(
             name=self.interface, frames=self.frames, bytes=self.bytes,
-            kernel_drops=self.kernel_drops, source=self.source,
-            ring_fill=self.take_ring_fill(), ring_freezes=self.freezes,
+            kernel_drops=self.kernel_drops, truncated=self.truncated,
+            source=self.source, ring_fill=self.take_ring_fill(),
+            ring_freezes=self.freezes,
         )
 
 

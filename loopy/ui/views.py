@@ -108,7 +108,9 @@ def percent(ratio: float) -> str:
         return f"{value:.0f}%"
     if value >= 1:
         return f"{value:.1f}%"
-    return f"{value:.2f}%".replace("0.00%", "<0.01%")
+    if value < 0.005:
+        return "<0.01%"
+    return f"{value:.2f}%"
 
 
 def ms(value: Optional[float]) -> str:
