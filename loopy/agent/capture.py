@@ -266,7 +266,9 @@ class PacketSocket:
         layout = self._kernel_stats
         try:
             raw = self.sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, layout.size)
-        except OSError:
+        except OSError as e:
+            log.warn("cannot read the kernel's counters for {interface}: {error}",
+                     interface=self.interface, error=e)
             return
         self._add_kernel_stats(*layout.unpack(raw))
 
