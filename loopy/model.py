@@ -368,6 +368,133 @@ class DnsSnapshot:
 
 
 @frozen
+class DetectSnapshot:
+    """
+    What the detect analyser (L{loopy.detect.host.DetectAnalyser}) did.
+    Counters are cumulative.
+
+    :ivar detectors: detector name to its counters and table sizes (each
+        detector's own words; docs/reference.md lists them).
+    :ivar alerts_open: alerts active now.
+    :ivar alerts_raised: alerts raised.
+    :ivar alerts_updated: update revisions sent.
+    :ivar alerts_ended: alerts over.
+    :ivar alerts_suppressed: new alerts refused at the bound on open alerts.
+    :ivar local_addresses: addresses learned as this host's.
+    :ivar errors: exceptions raised by detectors (each logged).
+    :ivar checks: threshold checks run.
+    """
+
+    detectors: Mapping[str, Mapping[str, int]] = field(factory=dict)
+    alerts_open: int = 0
+    alerts_raised: int = 0
+    alerts_updated: int = 0
+    alerts_ended: int = 0
+    alerts_suppressed: int = 0
+    local_addresses: int = 0
+    errors: int = 0
+    checks: int = 0
+
+
+#: Alert severities, least to most severe.
+INFO = "info"
+WARNING = "warning"
+CRITICAL = "critical"
+SEVERITIES = (INFO, WARNING, CRITICAL)
+
+#: An alert's condition: still going on, or ended.
+ACTIVE = "active"
+OVER = "over"
+
+
+@frozen
+class Alert:
+    """
+    Something suspicious an agent's detectors saw (see L{loopy.detect}).
+
+    An alert is identified by ``(agent_id, epoch, seq)``: ``seq`` counts the
+    alerts of one agent run from 1 (it is not a report's seq).  A condition
+    that goes on raises one alert and then updates it: each update is a new
+    ``revision`` of the same alert, and the last revision has ``state``
+    L{OVER}.  A hub keeps the highest revision it has seen, so duplicates
+    and reordered deliveries merge to the same result.
+
+    :ivar ts: agent clock when the condition was first seen (seconds since
+        the Unix epoch; the capture's clock for a replay).
+    :ivar updated: agent clock of this revision.
+    :ivar revision: 0 when raised, one more for each update.
+    :ivar kind: what was detected, one of the documented words
+        (``port_scan``, ``syn_flood``, ``arp_spoof``, ``dns_tunnel`` …;
+        docs/reference.md lists them).
+    :ivar severity: L{INFO}, L{WARNING} or L{CRITICAL}.
+    :ivar state: L{ACTIVE} or L{OVER}.
+    :ivar summary: one line for humans.
+    :ivar src: the address the suspicious traffic came from (the scanner,
+        the flood's source or, for many spoofed sources, None).
+    :ivar dst: the address it was aimed at, or None for many.
+    :ivar evidence: JSON-shaped details: addresses, ports, counts, the
+        thresholds crossed, and a few packets' one-line summaries
+        (``samples``); bounded by each detector.
+    """
+
+    agent_id: str = field(validator=instance_of(str))
+    epoch: int = field(validator=_nonneg())
+    seq: int = field(validator=_nonneg())
+    ts: float
+    updated: float
+    kind: str
+    severity: str = field(validator=lambda _i, _a, v: _check_word(v, SEVERITIES, "severity"))
+    state: str = field(validator=lambda _i, _a, v: _check_word(v, (ACTIVE, OVER), "state"))
+    summary: str
+    revision: int = field(default=0, validator=_nonneg())
+    src: Optional[str] = None
+    dst: Optional[str] = None
+    evidence: Mapping[str, Any] = field(factory=dict)
+
+    @property
+    def key(self) -> tuple[str, int, int]:
+        """
+        The alert's identity, ``(agent_id, epoch, seq)``.
+        """
+        return (self.agent_id, self.epoch, self.seq)
+
+
+def _check_word(value: str, words: tuple, what: str) -> None:
+    if value not in words:
+        raise ValueError(f"{what} must be one of {', '.join(words)}, not {value!r}")
+
+
+#: An alert's state as a UI shows it: L{ACTIVE}, L{OVER}, or this once a
+#: user has acknowledged it.
+ACKNOWLEDGED = "acknowledged"
+
+
+@frozen
+class AlertEntry:
+    """
+    A hub's knowledge of one alert: its newest revision and who
+    acknowledged it.
+
+    :ivar alert: the newest revision the hub has.
+    :ivar received: hub clock when that revision arrived.
+    :ivar acknowledged_by: who acknowledged it (a UI's user@host), or None.
+    :ivar acknowledged_at: hub clock of the acknowledgement, or None.
+    """
+
+    alert: Alert
+    received: float
+    acknowledged_by: Optional[str] = None
+    acknowledged_at: Optional[float] = None
+
+    @property
+    def state(self) -> str:
+        """
+        L{ACKNOWLEDGED} once acknowledged, else the alert's own state.
+        """
+        return ACKNOWLEDGED if self.acknowledged_by is not None else self.alert.state
+
+
+@frozen
 class AgentReport:
     """
     One report from an agent: its capture health and every analyser's
@@ -381,6 +508,9 @@ class AgentReport:
     :ivar analysers: analyser name (``ip``, ``tcp``, ``dns``, plugins' names)
         to its snapshot record; snapshots of analysers this process does not
         know arrive as plain dicts (see L{loopy.wire}).
+    :ivar alerts: the newest revision of every alert still active and of
+        those ended lately (L{loopy.detect.alerts.AlertBook.recent}), so an
+        alert whose immediate delivery was lost still reaches the hub.
     """
 
     agent_id: str = field(validator=instance_of(str))
@@ -391,6 +521,7 @@ class AgentReport:
     interval: float
     capture: CaptureStats = field(factory=CaptureStats)
     analysers: Mapping[str, Any] = field(factory=dict)
+    alerts: tuple[Alert, ...] = ()
 
     @property
     def version(self) -> tuple[int, int]:
@@ -439,6 +570,9 @@ class AgentEntry:
     :ivar last_heard: hub clock of the newest report (seconds since epoch),
         or None before the first.
     :ivar report: the newest report, when the view carries details.
+    :ivar alerts_active: the agent's alerts that are active and not
+        acknowledged (the fleet screen's marker).
+    :ivar alert_severity: the highest severity among those, or ``""``.
     """
 
     agent_id: str
@@ -450,6 +584,8 @@ class AgentEntry:
     last_heard: Optional[float] = None
     summary: AgentSummary = field(factory=AgentSummary)
     report: Optional[AgentReport] = None
+    alerts_active: int = 0
+    alert_severity: str = ""
 
 
 @frozen
@@ -466,6 +602,9 @@ class HubInfo:
     :ivar updates_coalesced: pushes to UIs folded into a later one because
         the UI had not yet acknowledged the previous (per-client flow control).
     :ivar protocol_errors: connections dropped for bad input.
+    :ivar alerts_held: alerts in the hub's bounded alert table.
+    :ivar alerts_dropped: alerts dropped from that table at its bound
+        (oldest ended first), cumulative.
     """
 
     name: str
@@ -477,17 +616,24 @@ class HubInfo:
     uis_linked: int = 0
     updates_coalesced: int = 0
     protocol_errors: int = 0
+    alerts_held: int = 0
+    alerts_dropped: int = 0
 
 
 @frozen
 class FleetView:
     """
     What a UI is shown: the hub, every agent it knows, and alerts.
+
+    :ivar alerts: every alert the hub holds, newest first, in the answers
+        to L{loopy.wire.Watch} and L{loopy.wire.GetFleet}; empty in the
+        periodic L{loopy.wire.FleetUpdate} pushes, since alert changes reach
+        UIs at once as L{loopy.wire.AlertUpdate}s.
     """
 
     hub: HubInfo
     agents: tuple[AgentEntry, ...] = ()
-    alerts: tuple[Any, ...] = ()
+    alerts: tuple[AlertEntry, ...] = ()
 
 
 def summarize(report: AgentReport) -> AgentSummary:

@@ -38,6 +38,9 @@ from twisted.protocols import amp
 from loopy.errors import WireError
 from loopy.model import (
     AgentReport,
+    Alert,
+    AlertEntry,
+    DetectSnapshot,
     DnsSnapshot,
     FleetView,
     IpSnapshot,
@@ -61,6 +64,7 @@ SNAPSHOT_TYPES: dict[str, type] = {
     "ip": IpSnapshot,
     "tcp": TcpSnapshot,
     "dns": DnsSnapshot,
+    "detect": DetectSnapshot,
 }
 
 

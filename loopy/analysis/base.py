@@ -41,6 +41,8 @@ class AnalyserConfig:
     :ivar dns_answers_per_second: responses whose answers are dissected with
         scapy per second; the rest are counted as budgeted out.
     :ivar report_queries: DNS transactions in each report, newest first.
+    :ivar detect: the detectors' settings (a
+        L{loopy.detect.host.DetectSettings}), or None for the defaults.
     """
 
     hosts_max: int = 10000
@@ -57,6 +59,7 @@ class AnalyserConfig:
     dns_names_max: int = 10000
     dns_answers_per_second: int = 2000
     report_queries: int = 200
+    detect: Any = None
 
 
 class IAnalyser(Interface):
