@@ -24,6 +24,7 @@ from loopy.analysis.base import (
 from loopy.analysis.dns import DnsAnalyser
 from loopy.analysis.ip import IpAnalyser
 from loopy.analysis.tcp import TcpAnalyser
+from loopy.detect.host import DetectAnalyser
 from loopy.dissect.headers import decode
 from loopy.errors import ConfigError, LoopyError
 
@@ -39,7 +40,7 @@ class FindAnalysersTests(SynchronousTestCase):
         in L{loopy.plugins}.
         """
         factories = {f.name: f for f in getPlugins(IAnalyserFactory, plugins)}
-        self.assertEqual(sorted(factories), ["dns", "ip", "tcp"])
+        self.assertEqual(sorted(factories), ["detect", "dns", "ip", "tcp"])
         for factory in factories.values():
             verifyObject(IPlugin, factory)
             verifyObject(IAnalyserFactory, factory)
@@ -51,8 +52,8 @@ class FindAnalysersTests(SynchronousTestCase):
         """
         analysers = find_analysers(AnalyserConfig())
         self.assertEqual([type(a) for a in analysers],
-                         [DnsAnalyser, IpAnalyser, TcpAnalyser])
-        self.assertEqual([a.name for a in analysers], ["dns", "ip", "tcp"])
+                         [DetectAnalyser, DnsAnalyser, IpAnalyser, TcpAnalyser])
+        self.assertEqual([a.name for a in analysers], ["detect", "dns", "ip", "tcp"])
         for analyser in analysers:
             verifyObject(IAnalyser, analyser)
 
@@ -87,7 +88,7 @@ class FindAnalysersTests(SynchronousTestCase):
                                   ["ip", "http", "smtp"])
         self.assertEqual(
             str(error),
-            "no analyser plugin named http, smtp (found: dns, ip, tcp)",
+            "no analyser plugin named http, smtp (found: detect, dns, ip, tcp)",
         )
         self.assertIsInstance(error, LoopyError)
 
