@@ -14,6 +14,7 @@ from twisted.protocols import amp
 from loopy.model import (
     AgentEntry,
     AgentReport,
+    Alert,
     AgentSummary,
     CaptureStats,
     Conversation,
@@ -168,6 +169,21 @@ def report(
             rss_bytes=61_000_000,
         ),
         analysers=analysers,
+    )
+
+
+def alert(agent_id: str = "agent-a", seq: int = 1, revision: int = 0,
+          state: str = "active", severity: str = "warning", kind: str = "port_scan",
+          epoch: int = 1_700_000_000_000_000, ts: float = T0) -> Alert:
+    """
+    A port-scan alert of C{agent_id}: revision C{revision} of alert C{seq}.
+    """
+    return Alert(
+        agent_id=agent_id, epoch=epoch, seq=seq, revision=revision, ts=ts,
+        updated=ts + revision, kind=kind, severity=severity, state=state,
+        summary=f"192.0.2.9 SYN-scanned {20 + revision} ports on 192.0.2.1",
+        src="192.0.2.9", dst="192.0.2.1",
+        evidence={"technique": "syn", "ports": [22, 80, 443], "ports_count": 20 + revision},
     )
 
 

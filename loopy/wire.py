@@ -20,6 +20,12 @@ L{Watch}           UI → hub      push me L{FleetUpdate}s, with details of
                                  one agent (or none)
 L{FleetUpdate}     hub → UI      the current L{FleetView}
 L{GetFleet}        UI → hub      the current view, every agent in detail
+L{SendAlert}       agent → hub   one new revision of an L{Alert}, sent the
+                                 moment the agent's detectors raise,
+                                 update or end it
+L{AlertUpdate}     hub → UI      alerts that changed (new revision or
+                                 acknowledged), pushed at once
+L{AcknowledgeAlert} UI → hub     a user acknowledged an alert
 =================  ============  ===========================================
 """
 
@@ -30,6 +36,7 @@ import zlib
 from typing import Any, Callable
 
 import cattrs
+from attrs import frozen
 from cattrs.preconf.json import make_converter
 from twisted.internet.defer import fail
 from twisted.logger import Logger
@@ -251,6 +258,55 @@ class GetFleet(amp.Command):
 
     arguments: list = []
     response = [(b"view", Record(FleetView))]
+
+
+class SendAlert(amp.Command):
+    """
+    One revision of one alert, sent at once (not at the next report).  The
+    answer means the hub has merged it.
+    """
+
+    arguments = [(b"alert", Record(Alert))]
+    response = [(b"accepted", amp.Boolean())]
+    errors = {WireError: b"WIRE_ERROR"}
+
+
+@frozen
+class AlertBatch:
+    """
+    Alerts that changed, for L{AlertUpdate}; or, with C{full}, the hub's
+    newest alerts, to replace what the UI holds (sent to a UI that fell so
+    far behind that the changes for it were more than that).
+    """
+
+    alerts: tuple[AlertEntry, ...] = ()
+    full: bool = False
+
+
+class AlertUpdate(amp.Command):
+    """
+    The hub pushes alerts that changed to a watching UI.  At most one is in
+    flight per UI; changes made meanwhile are folded into the next.
+    """
+
+    arguments = [(b"batch", Record(AlertBatch))]
+    response: list = []
+
+
+class AcknowledgeAlert(amp.Command):
+    """
+    A user acknowledges alert ``(agent_id, epoch, seq)``.  C{by} names who
+    (``user@host``).  The answer says whether the hub holds that alert.
+    """
+
+    arguments = [
+        (b"agent_id", amp.Unicode()),
+        (b"epoch", amp.Integer()),
+        (b"seq", amp.Integer()),
+        (b"by", amp.Unicode()),
+    ]
+    response = [(b"known", amp.Boolean())]
+    errors = {WireError: b"WIRE_ERROR"}
 
 
 class BoundedAMP(amp.AMP):

@@ -16,6 +16,7 @@ from loopy import testing
 from loopy.agent.service import CaptureService, ReportLoop
 from loopy.agent.uplink import Uplink
 from loopy.analysis.base import AnalyserConfig
+from loopy.detect.host import DetectSettings
 
 EXCLUDE_DEFAULT_HUB = "(not ((tcp and host 127.0.0.1 and port 7420)))"
 
@@ -182,7 +183,7 @@ class OptionsTests(testing.OptionsTestMixin, SynchronousTestCase):
         self.assertEqual(
             tap.analyser_config(options),
             AnalyserConfig(hosts_max=7, conversations_max=7, tcp_connections_max=8,
-                           dns_ports=frozenset({5353})),
+                           dns_ports=frozenset({5353}), detect=DetectSettings()),
         )
         self.assertEqual(tap.analyser_config(parse()).dns_ports, frozenset({53}))
 
@@ -230,3 +231,48 @@ class MakeServiceTests(SynchronousTestCase):
         )
         self.assertTrue(str(error).startswith("no analyser plugin named nope (found: "),
                         str(error))
+
+
+class DetectOptionsTests(SynchronousTestCase):
+    """
+    C{--detect-config}: the detectors' settings file, read and checked when
+    the options are parsed.
+    """
+
+    def write(self, text):
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def test_default(self):
+        self.assertEqual(parse()["detect"], DetectSettings())
+
+    def test_file(self):
+        path = self.write('[detect]\ncheck_interval = 0.5\nallow = ["192.0.2.10"]\n')
+        settings = parse("--detect-config", path)["detect"]
+        self.assertEqual((settings.check_interval, settings.allow), (0.5, ("192.0.2.10",)))
+
+    def test_bad_file(self):
+        path = self.write("[detect]\ncheck_intervl = 0.5\n")
+        error = self.assertRaises(usage.UsageError, parse, "--detect-config", path)
+        self.assertIn("--detect-config: bad settings: extra fields found (check_intervl)",
+                      str(error))
+        error = self.assertRaises(usage.UsageError, parse, "--detect-config", path + ".no")
+        self.assertIn("cannot read", str(error))
+
+    def test_wired(self):
+        """
+        The agent's alert book goes to the detect analyser and sends through
+        the uplink; the report loop checks at the settings' interval.
+        """
+        reactor = MemoryReactorClock()
+        path = self.write("[detect]\ncheck_interval = 0.5\n")
+        top = tap.makeService(parse("--agent-id", "web-1", "--detect-config", path,
+                                    "--analysers", "detect,ip"), reactor)
+        _capture, uplink, loop = top
+        book = loop._monitor.alerts
+        detect = loop._monitor.analysers[0]
+        self.assertIs(detect.book, book)
+        self.assertEqual((book.agent_id, book.emit), ("web-1", uplink.send_alert))
+        self.assertEqual(loop._check_interval, 0.5)

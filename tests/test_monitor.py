@@ -313,3 +313,55 @@ class CaptureHealthTests(SynchronousTestCase):
         cpu, rss = process_usage()
         self.assertGreater(cpu, 0.0)
         self.assertGreater(rss, 10_000_000)
+
+
+class Checker(Recorder):
+    """
+    An analyser with C{check} and C{bind_alerts}, as the detect analyser.
+    """
+
+    def __init__(self, name, fail_check=False):
+        Recorder.__init__(self, name)
+        self.checks = []
+        self.book = None
+        self._fail_check = fail_check
+
+    def check(self, now):
+        self.checks.append(now)
+        if self._fail_check:
+            raise AnalyserBroke(self.name)
+
+    def bind_alerts(self, book):
+        self.book = book
+
+
+class MonitorAlertTests(SynchronousTestCase):
+    def test_bindsBook(self):
+        """
+        The agent's alert book is given to analysers that take one, and
+        each report carries the book's recent alerts.
+        """
+        from loopy.detect.alerts import AlertBook
+
+        book = AlertBook("agent-a", 42)
+        checker = Checker("detect")
+        monitor = Monitor("agent-a", "host-a", 42, [checker, Recorder("ip")], alerts=book)
+        self.assertIs(checker.book, book)
+        alert = book.signal("port_scan", "x", T0, "warning", "scan")
+        self.assertEqual(monitor.report(T0 + 1).alerts, (alert,))
+
+    def test_noBook(self):
+        monitor = Monitor("agent-a", "host-a", 42, [Recorder("ip")])
+        self.assertEqual(monitor.report(T0).alerts, ())
+
+    def test_check(self):
+        """
+        check() reaches the analysers that have one; a failure is counted
+        and logged.
+        """
+        good, bad = Checker("good"), Checker("bad", fail_check=True)
+        monitor = Monitor("agent-a", "host-a", 42, [bad, Recorder("ip"), good])
+        monitor.check(T0)
+        self.assertEqual((good.checks, bad.checks), ([T0], [T0]))
+        self.assertEqual(monitor.analyser_errors, 1)
+        self.assertEqual(len(self.flushLoggedErrors(AnalyserBroke)), 1)

@@ -382,8 +382,9 @@ class DocumentTests(SynchronousTestCase):
         first, second = doc["agents"]
         self.assertEqual(
             sorted(first),
-            ["agent_id", "arp", "capture", "dns", "epoch", "hostname", "hub", "interval",
-             "ip", "last_heard", "seq", "status", "summary", "tcp", "ts"],
+            ["agent_id", "alert_severity", "alerts_active", "arp", "capture", "dns",
+             "epoch", "hostname", "hub", "interval", "ip", "last_heard", "seq", "status",
+             "summary", "tcp", "ts"],
         )
         self.assertEqual(
             {k: first[k] for k in ["agent_id", "hostname", "status", "hub", "seq"]},
@@ -419,7 +420,7 @@ class DocumentTests(SynchronousTestCase):
                          "bps_out": 9600.0, "tcp_active": 1, "dns_qps": 0.5, "frames": 200,
                          "kernel_drops": 2, "malformed": 1, "drops_per_second": 2.0,
                          "drop_ratio": 0.0099, "cpu_percent": 1.2, "rss_bytes": 61_000_000},
-             "capture": None},
+             "alerts_active": 0, "alert_severity": "", "capture": None},
         )
 
     def test_json(self):

@@ -22,7 +22,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from loopy import __version__
 from loopy.agent.uplink import RETRY_POLICY, Uplink
 from loopy.errors import WireError
-from loopy.wire import AgentHello, BoundedAMP, Report
+from loopy.wire import AgentHello, BoundedAMP, Report, SendAlert
 from loopy import testing
 
 EPOCH = 1_700_000_000_000_000
@@ -39,6 +39,8 @@ class FakeHub(BoundedAMP):
         BoundedAMP.__init__(self)
         self.hellos: list[dict] = []
         self.reports: list = []
+        self.alerts: list = []
+        self.alert_answer: object = {"accepted": True}
         self.hello_answer: object = {"hub": "hub-a"}
         self.report_answer: object = {"accepted": True}
 
@@ -56,6 +58,11 @@ class FakeHub(BoundedAMP):
     def report(self, report):
         self.reports.append(report)
         return self._answer(self.report_answer)
+
+    @SendAlert.responder
+    def send_alert(self, alert):
+        self.alerts.append(alert)
+        return self._answer(self.alert_answer)
 
 
 class UplinkTests(SynchronousTestCase):
@@ -142,6 +149,30 @@ class UplinkTests(SynchronousTestCase):
         self.pump.flush()
         self.assertEqual(hub.reports, [testing.report(seq=2)])
         self.assertEqual(self.counters(), dict(sent=1, acked=1, unsent=1, failed=0))
+
+    def alert_counters(self):
+        u = self.uplink
+        return dict(sent=u.alerts_sent, acked=u.alerts_acked,
+                    unsent=u.alerts_unsent, failed=u.alerts_failed)
+
+    def test_alert_sent_at_once(self):
+        """
+        An alert goes to the hub at once, on its own command; one made
+        while no hub is linked is counted as unsent; one the hub refuses
+        as failed.
+        """
+        self.uplink.send_alert(testing.alert(seq=1))
+        hub = self.accept()
+        self.pump.flush()
+        self.uplink.send_alert(testing.alert(seq=2))
+        self.pump.flush()
+        self.assertEqual(hub.alerts, [testing.alert(seq=2)])
+        self.assertEqual(self.alert_counters(), dict(sent=1, acked=1, unsent=1, failed=0))
+        hub.alert_answer = WireError("no")
+        self.uplink.send_alert(testing.alert(seq=3))
+        self.pump.flush()
+        self.assertEqual(self.alert_counters(), dict(sent=2, acked=1, unsent=1, failed=1))
+        self.assertTrue(self.uplink.linked)
 
     def test_report_refused(self):
         """

@@ -76,6 +76,7 @@ class Monitor:
         capture_counters: Callable[[], tuple[int, int]] = lambda: (0, 0),
         usage: Callable[[], tuple[float, int]] = process_usage,
         timer: Callable[[], int] = perf_counter_ns,
+        alerts=None,
     ):
         """
         :param agent_id: the agent's id in the fleet.
@@ -90,12 +91,23 @@ class Monitor:
             (L{process_usage}).
         :param timer: a monotonic clock in nanoseconds, for the per-packet
             time samples.
+        :param alerts: the agent's L{loopy.detect.alerts.AlertBook}, or
+            None.  Analysers with C{bind_alerts(book)} (the detect
+            analyser) signal to it, and each report carries its recent
+            alerts.
         """
         self.agent_id = agent_id
         self.hostname = hostname
         self.epoch = epoch
         self.analysers = list(analysers)
         self._observers = [a.observe for a in self.analysers]
+        self._checkers = [a.check for a in self.analysers if hasattr(a, "check")]
+        self.alerts = alerts
+        if alerts is not None:
+            for analyser in self.analysers:
+                bind = getattr(analyser, "bind_alerts", None)
+                if bind is not None:
+                    bind(alerts)
         self._interface_stats = interface_stats
         self._capture_counters = capture_counters
         self._usage = usage
@@ -179,6 +191,20 @@ class Monitor:
                 self._analyser_failed(packet, observe)
                 return
 
+    def check(self, now: float) -> None:
+        """
+        Let analysers that check thresholds on a timer (the detect
+        analyser's C{check}) do so at C{now}, even when no packet arrives.
+
+        :param now: seconds since the Unix epoch, the capture's clock.
+        """
+        for check in self._checkers:
+            try:
+                check(now)
+            except Exception:
+                self.analyser_errors += 1
+                log.failure("analyser check failed")
+
     def report(self, now: float) -> AgentReport:
         """
         The next report: every analyser's snapshot at C{now}, and the
@@ -205,6 +231,7 @@ class Monitor:
             interval=round(interval, 6),
             capture=self._capture_stats(interval),
             analysers=snapshots,
+            alerts=self.alerts.recent(now) if self.alerts is not None else (),
         )
 
     def _capture_stats(self, interval: float) -> CaptureStats:

@@ -413,7 +413,10 @@ class PcapSource(Service):
 
 class ReportLoop(MultiService):
     """
-    Every C{interval} seconds: poll kernel counters, make a report, send it.
+    Every C{interval} seconds: poll kernel counters, make a report, send it;
+    and every C{check_interval} seconds, let the detectors check their
+    thresholds (L{Monitor.check}), so an alert is raised on time even when
+    no further packet arrives.
 
     A report's time comes from C{now}: the reactor clock for live capture,
     the capture's clock (L{PcapSource.now}) for a replay.
@@ -421,13 +424,16 @@ class ReportLoop(MultiService):
 
     def __init__(self, monitor: Monitor, capture, uplink: Uplink,
                  interval: float, clock,
-                 now: Optional[Callable[[], Optional[float]]] = None):
+                 now: Optional[Callable[[], Optional[float]]] = None,
+                 check_interval: Optional[float] = None):
         """
         :param capture: a L{CaptureService} or L{PcapSource}.
         :param clock: IReactorTime that runs the loop.
         :param now: returns the report time in seconds since the epoch, or
             None while there is none yet (no report is made then)
             [default: C{clock.seconds}].
+        :param check_interval: seconds between threshold checks, or None
+            for none.
         """
         MultiService.__init__(self)
         self._monitor = monitor
@@ -438,15 +444,29 @@ class ReportLoop(MultiService):
         self._loop = LoopingCall(self._tick)
         self._loop.clock = clock
         self._interval = interval
+        self._check_loop = LoopingCall(self._check)
+        self._check_loop.clock = clock
+        self._check_interval = check_interval
 
     def startService(self):
         MultiService.startService(self)
         self._loop.start(self._interval, now=False)
+        if self._check_interval:
+            self._check_loop.start(self._check_interval, now=False)
 
     def stopService(self):
-        if self._loop.running:
-            self._loop.stop()
+        for loop in (self._loop, self._check_loop):
+            if loop.running:
+                loop.stop()
         return MultiService.stopService(self)
+
+    def _check(self) -> None:
+        try:
+            now = self._now()
+            if now is not None:
+                self._monitor.check(now)
+        except Exception:
+            log.failure("checking detector thresholds failed")
 
     def _tick(self) -> None:
         # Not waiting for the hub's answer: the loop keeps its own beat.

@@ -75,6 +75,9 @@ class Options(LoopyOptions):
          "Comma-separated analysers to run [default: every plugin found]."],
         ["pcap", None, None,
          "Replay this pcap or pcapng file instead of capturing live."],
+        ["detect-config", None, None,
+         "The detectors' thresholds and allow-lists, a TOML file "
+         "(docs/detectors/README.md) [default: the documented defaults]."],
     ]
 
     def __init__(self):
@@ -112,6 +115,21 @@ class Options(LoopyOptions):
         if self["analysers"] is not None:
             self["analysers"] = [a.strip() for a in self["analysers"].split(",") if a.strip()]
         self["agent-id"] = self["agent-id"] or socket.gethostname()
+        self["detect"] = self._detect_settings()
+
+    def _detect_settings(self):
+        """
+        The detectors' settings: read and checked now, so a wrong file
+        stops the agent with a usage error naming the key.
+        """
+        from loopy.detect.host import DetectSettings, load_settings
+
+        if self["detect-config"] is None:
+            return DetectSettings()
+        try:
+            return load_settings(self["detect-config"])
+        except LoopyError as e:
+            raise usage.UsageError(f"--detect-config: {e}") from None
 
     def _pcap_options(self):
         """
@@ -159,6 +177,7 @@ def analyser_config(options: Options) -> AnalyserConfig:
         conversations_max=options["max-hosts"],
         tcp_connections_max=options["max-connections"],
         dns_ports=frozenset(options["dns-ports"] or [53]),
+        detect=options["detect"],
     )
 
 
@@ -177,6 +196,7 @@ def makeService(options: Options, reactor=None):
     from loopy.agent.ring import MIB
     from loopy.agent.service import CaptureConfig, CaptureService, PcapSource, ReportLoop
     from loopy.agent.uplink import Uplink
+    from loopy.detect.alerts import AlertBook
 
     try:
         analysers = find_analysers(analyser_config(options), options["analysers"])
@@ -185,7 +205,10 @@ def makeService(options: Options, reactor=None):
     epoch = int(reactor.seconds() * 1_000_000)
     hostname = socket.gethostname()
     top = MultiService()
-    monitor = Monitor(options["agent-id"], hostname, epoch, analysers)
+    settings = options["detect"]
+    book = AlertBook(options["agent-id"], epoch, update_interval=settings.update_interval,
+                     quiet_after=settings.quiet_after, max_active=settings.max_active_alerts)
+    monitor = Monitor(options["agent-id"], hostname, epoch, analysers, alerts=book)
     if options["pcap"] is not None:
         capture = PcapSource(options["pcap"], monitor.frame, reactor,
                              pace=bool(options["pace"]), batch=options["batch"])
@@ -211,9 +234,11 @@ def makeService(options: Options, reactor=None):
         reactor,
         lambda: {"agent_id": options["agent-id"], "hostname": hostname, "epoch": epoch},
     )
+    book.emit = uplink.send_alert
     capture.setServiceParent(top)
     uplink.setServiceParent(top)
-    loop = ReportLoop(monitor, capture, uplink, options["interval"], reactor, now=now)
+    loop = ReportLoop(monitor, capture, uplink, options["interval"], reactor, now=now,
+                      check_interval=settings.check_interval)
     loop.setServiceParent(top)
     if options["pcap"] is not None:
         capture.when_done().addCallback(

@@ -2,7 +2,8 @@
 """
 The agent's link to its hub: an AMP client kept connected by
 L{ClientService} with exponential backoff, that introduces the agent
-(L{AgentHello}) and then carries its reports (L{Report}).
+(L{AgentHello}) and then carries its reports (L{Report}) and, the moment
+they are raised, updated or ended, its alerts (L{SendAlert}).
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from twisted.logger import Logger
 
 from loopy import __version__
 from loopy.errors import WireError
-from loopy.model import AgentReport
-from loopy.wire import AgentHello, BoundedAMP, Report
+from loopy.model import AgentReport, Alert
+from loopy.wire import AgentHello, BoundedAMP, Report, SendAlert
 
 log = Logger()
 
@@ -60,6 +61,13 @@ class Uplink(Service):
     :ivar reports_acked: reports the hub answered.
     :ivar reports_unsent: reports made while no hub was linked.
     :ivar reports_failed: reports whose call failed (link lost, hub error).
+    :ivar alerts_sent: alert revisions handed to a link.
+    :ivar alerts_acked: alert revisions the hub answered.
+    :ivar alerts_unsent: alert revisions made while no hub was linked (the
+        alert's newest revision still reaches the hub in the reports after
+        the link comes back, while the alert is active or ended less than
+        the alert book's linger ago).
+    :ivar alerts_failed: alert revisions whose call failed.
     """
 
     def __init__(self, endpoint: str, reactor, hello: Callable[[], dict]):
@@ -75,6 +83,8 @@ class Uplink(Service):
         self.hub_name: Optional[str] = None
         self.reports_sent = self.reports_acked = 0
         self.reports_unsent = self.reports_failed = 0
+        self.alerts_sent = self.alerts_acked = 0
+        self.alerts_unsent = self.alerts_failed = 0
         self._unsent_logged = 0
         self._waiting_link: list[Deferred] = []
         self._client = ClientService(
@@ -170,6 +180,37 @@ class Uplink(Service):
             self.reports_failed += 1
             log.warn("report {seq} not accepted: {error}",
                      seq=report.seq, error=failure.getErrorMessage())
+
+        d.addCallbacks(acked, failed)
+        return d
+
+    def send_alert(self, alert: Alert) -> Deferred:
+        """
+        Send one alert revision at once if a hub is linked; count it as
+        unsent otherwise.
+
+        :returns: a Deferred that fires (never fails) once the hub answered
+            or the call failed; at once if the alert was not sent.
+        """
+        if not self.linked:
+            self.alerts_unsent += 1
+            return succeed(None)
+        try:
+            d = self._link.callRemote(SendAlert, alert=alert)
+        except WireError as e:
+            self.alerts_failed += 1
+            log.error("alert {seq} cannot be sent: {error}", seq=alert.seq, error=e)
+            return succeed(None)
+        self.alerts_sent += 1
+
+        def acked(_answer):
+            self.alerts_acked += 1
+
+        def failed(failure):
+            self.alerts_failed += 1
+            log.warn("alert {seq} revision {revision} not accepted: {error}",
+                     seq=alert.seq, revision=alert.revision,
+                     error=failure.getErrorMessage())
 
         d.addCallbacks(acked, failed)
         return d

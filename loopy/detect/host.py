@@ -231,32 +231,41 @@ class DetectAnalyser:
         self._book = book
 
     def observe(self, packet) -> None:
-        try:
-            proto = packet.proto
-            if packet.outgoing and packet.saddr is not None:
-                self.context.learn_local(packet.saddr)
-            if proto == IPPROTO_TCP:
-                for observe in self._tcp:
-                    observe(packet)
-            elif proto == IPPROTO_UDP:
-                for observe in self._udp:
-                    observe(packet)
-                if self._dns and packet.payload_len and (
-                        packet.sport in self._dns_ports or packet.dport in self._dns_ports):
-                    message = parse_message(packet.payload)
-                    if message is not None:
-                        for observe in self._dns:
-                            observe(packet, message)
-            elif proto == IPPROTO_ICMP or proto == IPPROTO_ICMPV6:
-                for observe in self._icmp:
-                    observe(packet)
-            elif packet.arp is not None:
-                for observe in self._arp:
-                    observe(packet)
-        except Exception:
-            self._failed("a detector failed on a packet")
+        # One branch per class; a detector that raises is counted and the
+        # rest still see the packet (try blocks cost nothing until raised).
+        proto = packet.proto
+        if packet.outgoing and packet.saddr is not None:
+            self.context.learn_local(packet.saddr)
+        if proto == IPPROTO_TCP:
+            observers = self._tcp
+        elif proto == IPPROTO_UDP:
+            observers = self._udp
+            if self._dns and packet.payload_len and (
+                    packet.sport in self._dns_ports or packet.dport in self._dns_ports):
+                self._observe_dns(packet)
+        elif proto == IPPROTO_ICMP or proto == IPPROTO_ICMPV6:
+            observers = self._icmp
+        elif packet.arp is not None:
+            observers = self._arp
+        else:
+            observers = ()
+        for observe in observers:
+            try:
+                observe(packet)
+            except Exception:
+                self._failed("a detector failed on a packet")
         if packet.ts >= self._next_check:
             self.check(packet.ts)
+
+    def _observe_dns(self, packet) -> None:
+        message = parse_message(packet.payload)
+        if message is None:
+            return
+        for observe in self._dns:
+            try:
+                observe(packet, message)
+            except Exception:
+                self._failed("a detector failed on a DNS message")
 
     def check(self, now: float) -> None:
         """

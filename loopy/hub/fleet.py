@@ -7,7 +7,7 @@ passed in, nothing here touches the network.
 
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from typing import Iterable, Mapping, Optional
 
 from loopy.model import (
     OFFLINE,
@@ -124,11 +124,14 @@ class FleetState:
             return STALE
         return ONLINE
 
-    def entries(self, now: float, detail: Iterable[str] | bool = ()) -> tuple[AgentEntry, ...]:
+    def entries(self, now: float, detail: Iterable[str] | bool = (),
+                markers: Mapping[str, tuple[int, str]] = {}) -> tuple[AgentEntry, ...]:
         """
         Every agent, sorted by id.
 
         :param detail: agent ids whose full report to include, or True for all.
+        :param markers: agent id to its unacknowledged active alerts and
+            their highest severity (L{loopy.hub.alerts.AlertBoard.markers}).
         """
         out = []
         for agent_id in sorted(self._agents):
@@ -144,5 +147,7 @@ class FleetState:
                 last_heard=agent.last_heard,
                 summary=agent.summary,
                 report=agent.report if with_report else None,
+                alerts_active=markers.get(agent_id, (0, ""))[0],
+                alert_severity=markers.get(agent_id, (0, ""))[1],
             ))
         return tuple(out)

@@ -38,6 +38,9 @@ class Options(LoopyOptions):
         ["push-interval", None, 1.0, "Seconds between pushes to each UI.",
          positive_float],
         ["max-agents", None, 10000, "Agents this hub will track.", positive_int],
+        ["max-alerts", None, 10000,
+         "Alerts this hub keeps (at the bound the oldest ended alert is "
+         "forgotten first).", positive_int],
     ]
 
     def postOptions(self):
@@ -97,6 +100,7 @@ def makeService(options: Options, reactor=None):
         stale_after=options["stale-after"],
         push_interval=options["push-interval"],
         max_agents=options["max-agents"],
+        max_alerts=options["max-alerts"],
     )
     top = MultiService()
     server = ListeningService(serverFromString(reactor, options["listen"]), hub,

@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.test_ui_client -*-
 """
 The UI's link to a hub: an AMP client, kept connected with backoff, that
-watches the fleet and keeps the newest L{FleetView}.
+watches the fleet and keeps the newest L{FleetView}, with the fleet's
+alerts merged from the hub's L{AlertUpdate} pushes.
 
 Runs in the reactor's thread.  The UI thread reads C{snapshot()} (one
 attribute read of an immutable tuple, safe across threads) and asks for a
@@ -10,15 +11,19 @@ different detail agent with C{callFromThread(client.set_detail, id)}.
 
 from __future__ import annotations
 
+import getpass
+import socket
 from typing import Optional
 
+from attrs import evolve
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.internet.endpoints import clientFromString
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
+from loopy.hub.alerts import AlertBoard
 from loopy.model import FleetView
-from loopy.wire import BoundedAMP, FleetUpdate, Watch
+from loopy.wire import AcknowledgeAlert, AlertUpdate, BoundedAMP, FleetUpdate, Watch
 
 log = Logger()
 
@@ -45,6 +50,11 @@ class WatchProtocol(BoundedAMP):
         self._client._received(view)
         return {}
 
+    @AlertUpdate.responder
+    def alert_update(self, batch):
+        self._client._alerts_changed(batch.alerts, batch.full)
+        return {}
+
 
 class HubClient:
     """
@@ -52,10 +62,15 @@ class HubClient:
 
     :ivar state: L{CONNECTING}, L{CONNECTED} or L{RECONNECTING}.
     :ivar updates: views received.
+    :ivar alert_updates: alert pushes received.
+    :ivar user: who acknowledges alerts from this UI (``user@host``).
     """
 
-    def __init__(self, endpoint: str, reactor):
+    def __init__(self, endpoint: str, reactor, user: Optional[str] = None):
         self.endpoint = endpoint
+        self.user = user or default_user()
+        self.alert_updates = 0
+        self._alerts = AlertBoard()
         self._clock = reactor
         self._proto: Optional[WatchProtocol] = None
         self._detail = ""
@@ -91,10 +106,31 @@ class HubClient:
         if self._proto is not None:
             self._watch(self._proto)
 
+    def acknowledge(self, key: tuple) -> None:
+        """
+        Acknowledge alert C{key} (``(agent_id, epoch, seq)``) as this UI's
+        user; the hub pushes the change to every UI, this one included.
+        Does nothing while no hub is linked.
+        """
+        if self._proto is None:
+            return
+        agent_id, epoch, seq = key
+        d = self._proto.callRemote(AcknowledgeAlert, agent_id=agent_id, epoch=epoch,
+                                   seq=seq, by=self.user)
+        d.addErrback(lambda failure: log.warn("acknowledging alert {key} failed: {error}",
+                                              key=key, error=failure.getErrorMessage()))
+
     def _watch(self, proto: WatchProtocol) -> None:
         d = proto.callRemote(Watch, detail=self._detail)
+
+        def watching(answer):
+            # The answer holds every alert the hub has: start from it.
+            view = answer["view"]
+            self._alerts.replace(view.alerts)
+            self._received(view)
+
         d.addCallbacks(
-            lambda answer: self._received(answer["view"]),
+            watching,
             lambda failure: log.warn("watch failed: {error}",
                                      error=failure.getErrorMessage()),
         )
@@ -111,4 +147,26 @@ class HubClient:
 
     def _received(self, view: FleetView) -> None:
         self.updates += 1
-        self._latest = (view, self._clock.seconds())
+        self._latest = (evolve(view, alerts=self._alerts.entries()), self._clock.seconds())
+
+    def _alerts_changed(self, entries, full: bool = False) -> None:
+        self.alert_updates += 1
+        if full:
+            self._alerts.replace(entries)
+            changed = True
+        else:
+            changed = [e for e in entries if self._alerts.apply(e) is not None]
+        view, at = self._latest
+        if changed and view is not None:
+            self._latest = (evolve(view, alerts=self._alerts.entries()), at)
+
+
+def default_user() -> str:
+    """
+    ``user@host`` of whoever runs this UI, for acknowledgements.
+    """
+    try:
+        user = getpass.getuser()
+    except Exception:
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"

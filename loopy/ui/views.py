@@ -10,7 +10,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 from attrs import frozen
 
-from loopy.model import AgentEntry, FleetView
+from loopy.model import AgentEntry, AlertEntry, FleetView
 from loopy.wire import to_json_value
 
 # -- the JSON document ------------------------------------------------------
@@ -31,6 +31,8 @@ def agent_document(entry: AgentEntry) -> dict:
         "seq": entry.seq,
         "last_heard": entry.last_heard,
         "summary": to_json_value(entry.summary),
+        "alerts_active": entry.alerts_active,
+        "alert_severity": entry.alert_severity,
     }
     report = entry.report
     if report is None:
@@ -44,15 +46,31 @@ def agent_document(entry: AgentEntry) -> dict:
     return doc
 
 
+def alert_document(entry: AlertEntry) -> dict:
+    """
+    One alert as ``loopy-ui --json`` prints it: the alert's fields, with
+    ``state`` the UI's word (``active``, ``over`` or ``acknowledged``),
+    ``condition`` the agent's (``active`` or ``over``), and who
+    acknowledged it when.
+    """
+    doc = to_json_value(entry.alert)
+    doc["condition"] = entry.alert.state
+    doc["state"] = entry.state
+    doc["received"] = entry.received
+    doc["acknowledged_by"] = entry.acknowledged_by
+    doc["acknowledged_at"] = entry.acknowledged_at
+    return doc
+
+
 def fleet_document(view: FleetView) -> dict:
     """
     The whole ``loopy-ui --json`` document: ``{"hub": …, "agents": […],
-    "alerts": […]}``.
+    "alerts": […]}``, alerts newest first.
     """
     return {
         "hub": to_json_value(view.hub),
         "agents": [agent_document(e) for e in view.agents],
-        "alerts": [to_json_value(a) for a in view.alerts],
+        "alerts": [alert_document(e) for e in view.alerts],
     }
 
 
