@@ -5,28 +5,45 @@ Tests for L{loopy.ui.views}: records in, exact text out.
 from __future__ import annotations
 
 import json
+import time
 
 import attrs
 from twisted.trial.unittest import SynchronousTestCase
 
-from loopy.model import AgentSummary, FleetView
+from loopy.model import AgentSummary, AlertEntry, FleetView
 from loopy.ui.views import (
+    ALERTS,
     FLEET,
     TABS,
     Column,
     Table,
     age,
+    agent_alert_line,
+    agent_alert_marker,
+    agent_alerts,
     agent_headline,
+    alert_detail,
+    alert_marker,
+    alert_search_text,
+    alerts_title,
+    clock_time,
     dropping_agents,
+    evidence_lines,
+    filter_alerts,
+    find_alert,
     fleet_document,
     fleet_search_text,
+    full_time,
     human,
     ms,
+    next_floor,
     next_sort,
     octets,
     percent,
     render,
+    render_alerts,
     reverse_sort,
+    severity_rank,
     status_line,
 )
 from loopy import testing
@@ -165,15 +182,15 @@ class FleetScreenTests(SynchronousTestCase):
         header, rows, records = render(FLEET, list(view.agents), "", fleet_search_text)
         self.assertEqual(
             header,
-            "agent▲           host           status  hub         pps in pps out   bps in"
+            "agent▲           host           status  alerts hub         pps in pps out   bps in"
             "  bps out    tcp  dns/s   drops  drop%  cpu%",
         )
         self.assertEqual(
             rows,
             [
-                "agent-a          host-a         online  hub-a           12       8   76.8kb"
+                "agent-a          host-a         online         hub-a           12       8   76.8kb"
                 "   9.60kb      1    0.5       2  0.99%  1.2%",
-                "agent-b          host-b         stale   hub-a           12       8   76.8kb"
+                "agent-b          host-b         stale          hub-a           12       8   76.8kb"
                 "   9.60kb      1    0.5       2  0.99%  1.2%",
             ],
         )
@@ -182,9 +199,10 @@ class FleetScreenTests(SynchronousTestCase):
     def test_sort_by_pps_out(self):
         view = testing.view()
         quiet = attrs.evolve(view.agents[0], summary=AgentSummary(pps_out=1.0))
-        table = reverse_sort(next_sort(next_sort(next_sort(next_sort(next_sort(FLEET))))))
+        table = reverse_sort(
+            next_sort(next_sort(next_sort(next_sort(next_sort(next_sort(FLEET)))))))
         header, _, records = render(table, [quiet, view.agents[1]], "", fleet_search_text)
-        self.assertEqual(header[51:66], " pps in pps o…▼")
+        self.assertEqual(header[58:73], " pps in pps o…▼")
         self.assertEqual([e.agent_id for e in records], ["agent-b", "agent-a"])
 
     def test_filter_by_status(self):
@@ -429,3 +447,339 @@ class DocumentTests(SynchronousTestCase):
         """
         doc = fleet_document(testing.view())
         self.assertEqual(json.loads(json.dumps(doc)), doc)
+
+
+# -- alerts -------------------------------------------------------------------
+
+#: T0 in UTC is 2023-11-14 22:13:20; the tests read times with time.gmtime.
+UTC = time.gmtime
+
+
+def scan(**changes) -> AlertEntry:
+    """
+    A critical port scan, active, raised 5 s before T0.
+    """
+    entry = AlertEntry(testing.alert(seq=1, severity="critical", ts=T0 - 5), received=T0 - 4)
+    return attrs.evolve(entry, **changes)
+
+
+def spoof() -> AlertEntry:
+    """
+    A warning ARP spoof, active, raised 1 s before T0, with no dst.
+    """
+    alert = attrs.evolve(testing.alert(seq=2, kind="arp_spoof", ts=T0 - 1),
+                         src="192.0.2.254", dst=None, summary="192.0.2.254 moved",
+                         evidence={})
+    return AlertEntry(alert, received=T0 - 1)
+
+
+def listener() -> AlertEntry:
+    """
+    An info alert of agent-b, over, raised two days before T0.
+    """
+    alert = testing.alert(agent_id="agent-b", seq=3, severity="info", kind="new_listener",
+                          state="over", revision=1, ts=T0 - 2 * 86400)
+    return AlertEntry(alert, received=T0 - 2 * 86400)
+
+
+def acknowledged() -> AlertEntry:
+    return scan(acknowledged_by="ann@desk", acknowledged_at=T0 - 2)
+
+
+class AlertMarkerTests(SynchronousTestCase):
+    """
+    The fleet screen's C{alerts} column and the link line's marker.
+    """
+
+    def test_severity_rank(self):
+        self.assertEqual([severity_rank(s) for s in ["", "info", "warning", "critical"]],
+                         [0, 1, 2, 3])
+
+    def test_agent_marker(self):
+        cases = [(0, ""), (2, "critical"), (1, "warning"), (3, "info")]
+        self.assertEqual(
+            [agent_alert_marker(testing.entry(alerts_active=n, alert_severity=s))
+             for n, s in cases],
+            ["", "2 crit", "1 warn", "3 info"])
+
+    def test_fleet_column(self):
+        """
+        The column shows the marker, and sorts the worst severity first
+        (then the most alerts) when descending.
+        """
+        quiet = testing.entry("agent-a")
+        warned = testing.entry("agent-b", alerts_active=5, alert_severity="warning")
+        scanned = testing.entry("agent-c", alerts_active=1, alert_severity="critical")
+        table = next_sort(next_sort(next_sort(attrs.evolve(FLEET, descending=True))))
+        header, rows, records = render(table, [quiet, warned, scanned])
+        self.assertEqual(header[40:46], "aler…▼")
+        self.assertEqual([r[40:46] for r in rows], ["1 crit", "5 warn", "      "])
+        self.assertEqual([e.agent_id for e in records], ["agent-c", "agent-b", "agent-a"])
+
+    def test_fleet_search_severity(self):
+        """
+        The fleet filter matches the severity of an agent's active alerts.
+        """
+        entry = testing.entry(alerts_active=1, alert_severity="critical")
+        self.assertEqual(fleet_search_text(entry), "agent-a host-a online hub-a critical")
+        _, _, records = render(FLEET, [entry, testing.entry("agent-b")], "CRIT",
+                               fleet_search_text)
+        self.assertEqual([e.agent_id for e in records], ["agent-a"])
+
+    def test_no_marker(self):
+        """
+        Alerts over or acknowledged raise no marker.
+        """
+        self.assertEqual(alert_marker(()), "")
+        self.assertEqual(alert_marker([listener(), acknowledged()]), "")
+
+    def test_marker(self):
+        """
+        The marker counts active, unacknowledged alerts and names how many
+        have the highest severity among them.
+        """
+        self.assertEqual(alert_marker([spoof(), scan(), listener()]),
+                         "!! 2 alerts (1 critical) — press a")
+        self.assertEqual(alert_marker([spoof(), acknowledged()]),
+                         "!! 1 alert (1 warning) — press a")
+        two = [spoof(), AlertEntry(attrs.evolve(spoof().alert, seq=9), received=T0)]
+        self.assertEqual(alert_marker(two), "!! 2 alerts (2 warning) — press a")
+
+    def test_status_line(self):
+        """
+        The marker leads the link line; the drop warning still shows.
+        """
+        view = FleetView(
+            hub=testing.hub_info(),
+            agents=(testing.entry("agent-0", summary=AgentSummary(drop_ratio=0.02)),),
+            alerts=(spoof(), scan()))
+        self.assertEqual(
+            status_line("connected", view, 1),
+            "!! 2 alerts (1 critical) — press a · hub hub-a (connected) · 1/1 agents online · "
+            "updated 1.0s ago · !! dropping: agent-0 2.0% · ? help  q quit",
+        )
+
+
+class AlertTimeTests(SynchronousTestCase):
+    def test_clock_time(self):
+        """
+        The time of day within a day, the date from a day on.
+        """
+        self.assertEqual(
+            [clock_time(T0 - ago, T0, UTC) for ago in [0, 5, 86399, 86400, 2 * 86400]],
+            ["22:13:20", "22:13:15", "22:13:21", "2023-11-13", "2023-11-12"])
+
+    def test_local_by_default(self):
+        self.assertEqual(clock_time(T0, T0), time.strftime("%H:%M:%S", time.localtime(T0)))
+
+    def test_full_time(self):
+        self.assertEqual(full_time(T0, UTC), "2023-11-14 22:13:20")
+        self.assertEqual(full_time(None, UTC), "-")
+
+
+class AlertScreenTests(SynchronousTestCase):
+    def entries(self):
+        return [spoof(), scan(), listener()]
+
+    def kinds(self, records):
+        return [e.alert.kind for e in records]
+
+    def test_rows(self):
+        """
+        Newest first; a missing address is ``-``; a day-old alert shows
+        its date.
+        """
+        header, rows, records = render_alerts(ALERTS, self.entries(), T0, localtime=UTC)
+        self.assertEqual(
+            header.rstrip(),
+            "time▼      severity  state        agent        kind         src             "
+            "dst             summary")
+        self.assertEqual(
+            [r.rstrip() for r in rows],
+            ["22:13:19   warning   active       agent-a      arp_spoof    192.0.2.254     "
+             "-               192.0.2.254 moved",
+             "22:13:15   critical  active       agent-a      port_scan    192.0.2.9       "
+             "192.0.2.1       192.0.2.9 SYN-scanned 20 ports on 192.0…",
+             "2023-11-12 info      over         agent-b      new_listener 192.0.2.9       "
+             "192.0.2.1       192.0.2.9 SYN-scanned 21 ports on 192.0…"])
+        self.assertEqual(self.kinds(records), ["arp_spoof", "port_scan", "new_listener"])
+
+    def test_acknowledged(self):
+        _, rows, _ = render_alerts(ALERTS, [acknowledged()], T0, localtime=UTC)
+        self.assertEqual(rows[0][21:33], "acknowledged")
+
+    def test_sort_by_severity(self):
+        table = reverse_sort(next_sort(ALERTS))
+        header, _, records = render_alerts(table, self.entries(), T0, localtime=UTC)
+        self.assertEqual(header[:20], "time       severity▲")
+        self.assertEqual(self.kinds(records), ["new_listener", "arp_spoof", "port_scan"])
+
+    def test_search_text(self):
+        self.assertEqual(
+            alert_search_text(spoof()),
+            "agent-a arp_spoof warning active 192.0.2.254 None 192.0.2.254 moved")
+
+    def test_filter(self):
+        """
+        C{/} matches agent, kind, severity, state, addresses and summary.
+        """
+        cases = {
+            "agent-b": ["new_listener"], "ARP_": ["arp_spoof"], "critical": ["port_scan"],
+            "over": ["new_listener"], "192.0.2.254": ["arp_spoof"],
+            "192.0.2.1 ": ["port_scan", "new_listener"], "moved": ["arp_spoof"],
+            "nothing": [],
+        }
+        found = {text: self.kinds(render_alerts(ALERTS, self.entries(), T0, text)[2])
+                 for text in cases}
+        self.assertEqual(found, cases)
+
+    def test_severity_floor(self):
+        self.assertEqual([next_floor(f) for f in ["", "warning", "critical"]],
+                         ["warning", "critical", ""])
+        self.assertEqual(
+            [self.kinds(filter_alerts(self.entries(), floor)) for floor in ["", "warning",
+                                                                             "critical"]],
+            [["arp_spoof", "port_scan", "new_listener"], ["arp_spoof", "port_scan"],
+             ["port_scan"]])
+
+    def test_active_only(self):
+        """
+        Active only hides alerts over and acknowledged ones.
+        """
+        entries = [spoof(), acknowledged(), listener()]
+        self.assertEqual(self.kinds(filter_alerts(entries, active_only=True)), ["arp_spoof"])
+        _, rows, _ = render_alerts(ALERTS, entries, T0, "", "critical", True)
+        self.assertEqual(rows, [])
+
+    def test_title(self):
+        self.assertEqual(alerts_title(3, 3), "3/3 alerts · severity all · any state")
+        self.assertEqual(alerts_title(1, 3, "warning", True, "scan"),
+                         "1/3 alerts · severity warning+ · active only · filter: scan")
+        self.assertEqual(alerts_title(0, 3, "critical"),
+                         "0/3 alerts · severity critical · any state")
+
+
+class AgentAlertTests(SynchronousTestCase):
+    def test_agent_alerts(self):
+        entries = [spoof(), listener(), scan()]
+        self.assertEqual(agent_alerts(entries, "agent-a"), (spoof(), scan()))
+        self.assertEqual(agent_alerts(entries, "agent-z"), ())
+
+    def test_line(self):
+        self.assertEqual(
+            agent_alert_line([spoof(), acknowledged(), listener()], T0, UTC),
+            "!! alerts: 1 active of 3 (4 list, a all) · newest 22:13:19 warning arp_spoof "
+            "active, 22:13:15 critical port_scan acknowledged, 2023-11-12 info new_listener over")
+
+    def test_line_newest_few(self):
+        """
+        At most C{newest} alerts are named; no C{!!} when none is active.
+        """
+        self.assertEqual(
+            agent_alert_line([acknowledged(), listener()], T0, UTC, newest=1),
+            "alerts: 0 active of 2 (4 list, a all) · newest 22:13:15 critical port_scan "
+            "acknowledged")
+
+    def test_headline(self):
+        """
+        The agent screen's second line lists that agent's alerts; none,
+        no line.
+        """
+        lines = agent_headline(testing.entry(), T0, alerts=[listener(), scan()],
+                               localtime=UTC)
+        self.assertEqual(len(lines), 6)
+        self.assertEqual(lines[1], "!! alerts: 1 active of 1 (4 list, a all) · newest "
+                                   "22:13:15 critical port_scan active")
+        self.assertEqual(agent_headline(testing.entry(), T0, alerts=[listener()]),
+                         agent_headline(testing.entry(), T0))
+
+
+class AlertDetailTests(SynchronousTestCase):
+    def test_find(self):
+        entries = [spoof(), scan()]
+        self.assertEqual(find_alert(entries, scan().alert.key), scan())
+        self.assertIsNone(find_alert(entries, ("agent-a", 1, 99)))
+
+    def test_detail(self):
+        self.assertEqual(
+            alert_detail(acknowledged(), T0, UTC),
+            ["critical port_scan · acknowledged",
+             "192.0.2.9 SYN-scanned 20 ports on 192.0.2.1",
+             "",
+             "agent         agent-a (epoch 1700000000000000, alert 1, revision 0)",
+             "src           192.0.2.9",
+             "dst           192.0.2.1",
+             "raised        2023-11-14 22:13:15 (5.0s ago)",
+             "updated       2023-11-14 22:13:15 (5.0s ago)",
+             "received      2023-11-14 22:13:16 (hub clock)",
+             "condition     active",
+             "acknowledged  by ann@desk at 2023-11-14 22:13:18",
+             "",
+             "evidence",
+             "  ports: [22, 80, 443]",
+             "  ports_count: 20",
+             "  technique: syn"])
+
+    def test_detail_not_acknowledged(self):
+        """
+        The detail says how to acknowledge; missing addresses and empty
+        evidence read ``-`` and ``(none)``.
+        """
+        lines = alert_detail(spoof(), T0, UTC)
+        self.assertEqual(lines[0], "warning arp_spoof · active")
+        self.assertEqual(lines[5], "dst           -")
+        self.assertEqual(lines[10], "acknowledged  no (k to acknowledge)")
+        self.assertEqual(lines[-2:], ["evidence", "  (none)"])
+
+    def test_evidence(self):
+        """
+        Nested objects indent; short lists of scalars stay inline; samples,
+        long lists and lists of objects take a line per item; scalars that
+        are not words read as JSON.
+        """
+        evidence = {
+            "samples": ["IP 192.0.2.9.40000 > 192.0.2.1.22: Flags [S]"],
+            "threshold": {"ports": 20, "window_s": 5.0},
+            "targets": [f"192.0.2.{i}" for i in range(1, 8)],
+            "macs": [{"mac": "02:00:00:00:00:01", "seen": 3}],
+            "gateway": True, "name": None, "ports": [], "extra": {},
+        }
+        self.assertEqual(evidence_lines(evidence), [
+            "  extra: {}",
+            "  gateway: true",
+            "  macs:",
+            "    -",
+            "      mac: 02:00:00:00:00:01",
+            "      seen: 3",
+            "  name: null",
+            "  ports: []",
+            "  samples:",
+            "    - IP 192.0.2.9.40000 > 192.0.2.1.22: Flags [S]",
+            "  targets:",
+        ] + [f"    - 192.0.2.{i}" for i in range(1, 8)] + [
+            "  threshold:",
+            "    ports: 20",
+            "    window_s: 5.0",
+        ])
+
+
+class AlertDocumentTests(SynchronousTestCase):
+    def test_fields(self):
+        """
+        C{loopy-ui --json} lists alerts newest first with the UI's state,
+        the agent's condition and the acknowledgement.
+        """
+        view = attrs.evolve(testing.view(), alerts=(spoof(), acknowledged()))
+        first, second = fleet_document(view)["alerts"]
+        self.assertEqual(
+            sorted(second),
+            ["acknowledged_at", "acknowledged_by", "agent_id", "condition", "dst", "epoch",
+             "evidence", "kind", "received", "revision", "seq", "severity", "src", "state",
+             "summary", "ts", "updated"])
+        self.assertEqual(
+            {k: second[k] for k in ["kind", "state", "condition", "acknowledged_by",
+                                    "acknowledged_at", "seq"]},
+            {"kind": "port_scan", "state": "acknowledged", "condition": "active",
+             "acknowledged_by": "ann@desk", "acknowledged_at": T0 - 2, "seq": 1})
+        self.assertEqual((first["kind"], first["state"], first["dst"]),
+                         ("arp_spoof", "active", None))

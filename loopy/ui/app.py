@@ -21,7 +21,10 @@ from loopy.ui.client import HubClient
 #: Tenths of a second between redraws when no key is pressed.
 REFRESH_TENTHS = 5
 #: Lines of the agent screen's summary (see L{views.agent_headline}).
-HEADLINE_LINES = 6
+HEADLINE_LINES = 7
+#: The agent screen's tabs: L{views.TABS} from the agent's report, then its
+#: alerts from the fleet's.
+AGENT_TABS = tuple(views.TABS) + ("alerts",)
 
 
 class RowList(npyscreen.MultiLine):
@@ -32,7 +35,11 @@ class RowList(npyscreen.MultiLine):
     C{never_cache}: the form repaints from C{while_waiting} with
     C{Form.display()}, which erases the pad; MultiLine's display cache would
     then skip reprinting unchanged rows and leave the list blank.
+
+    :cvar released: more keys of MultiLine's to leave to the form.
     """
+
+    released: tuple[int, ...] = ()
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -42,7 +49,7 @@ class RowList(npyscreen.MultiLine):
         super().set_up_handlers()
         self.allow_filtering = False
         for key in (ord("l"), ord("L"), ord("n"), ord("N"), ord("p"), ord("x"),
-                    curses.ascii.SP, curses.ascii.TAB):
+                    curses.ascii.SP, curses.ascii.TAB) + self.released:
             self.handlers.pop(key, None)
         self.handlers.update({
             curses.ascii.NL: self._enter,
@@ -56,6 +63,14 @@ class RowList(npyscreen.MultiLine):
 
     def _escape(self, _key):
         self.parent.on_escape()
+
+
+class AlertList(RowList):
+    """
+    The alert screen's rows: C{k} acknowledges (the form's), not "up".
+    """
+
+    released = (ord("k"),)
 
 
 class FilterField(npyscreen.Textfield):
@@ -85,8 +100,12 @@ def ask_filter(current: str) -> str:
 
 class LoopyForm(npyscreen.FormBaseNew):
     """
-    Shared keys and the link line of both screens.
+    Shared keys and the link line of every screen.
+
+    :ivar table: the L{views.Table} that C{s} and C{S} sort, or None.
     """
+
+    table: Optional[views.Table] = None
 
     def create(self):
         self.add_handlers({
@@ -95,6 +114,7 @@ class LoopyForm(npyscreen.FormBaseNew):
             "s": self.on_sort,
             "S": self.on_reverse,
             "/": self.on_filter,
+            "a": self.on_alerts,
             "^C": self.on_quit,
         })
         self.filter_text = ""
@@ -119,6 +139,19 @@ class LoopyForm(npyscreen.FormBaseNew):
     def on_filter(self, *_):
         self.filter_text = ask_filter(self.filter_text)
         self.refresh_data()
+
+    def on_alerts(self, *_):
+        self.parentApp.show_alerts(self.FORM_ID)
+
+    def on_sort(self, *_):
+        if self.table is not None:
+            self.table = views.next_sort(self.table)
+            self.refresh_data()
+
+    def on_reverse(self, *_):
+        if self.table is not None:
+            self.table = views.reverse_sort(self.table)
+            self.refresh_data()
 
     def on_enter(self, index):
         pass
@@ -160,17 +193,9 @@ class FleetForm(LoopyForm):
         self.header.value = header
         self.rows.values = rows or ["(no agents match)" if agents else "(no agents yet)"]
         self.info.value = (f"filter: {self.filter_text}   " if self.filter_text else "") + \
-            "Enter open agent · s sort · S reverse · / filter"
+            "Enter open agent · a alerts · s sort · S reverse · / filter"
         self.status.value = self.link_line()
         self.display()
-
-    def on_sort(self, *_):
-        self.table = views.next_sort(self.table)
-        self.refresh_data()
-
-    def on_reverse(self, *_):
-        self.table = views.reverse_sort(self.table)
-        self.refresh_data()
 
     def on_enter(self, index):
         if 0 <= index < len(self.records):
@@ -191,11 +216,14 @@ class AgentForm(LoopyForm):
             "1": lambda _k: self.show_tab("traffic"),
             "2": lambda _k: self.show_tab("tcp"),
             "3": lambda _k: self.show_tab("dns"),
+            "4": lambda _k: self.show_tab("alerts"),
             "^I": self.on_next_tab,
         })
         self.tab = "traffic"
         self.shown_agent = None
+        self.records = []
         self.tables = {name: spec[0] for name, spec in views.TABS.items()}
+        self.tables["alerts"] = views.ALERTS
         self.summary = [
             self.add(npyscreen.FixedText, editable=False, rely=1 + i)
             for i in range(HEADLINE_LINES)
@@ -216,6 +244,14 @@ class AgentForm(LoopyForm):
             self.parentApp.client_call("set_detail", self.shown_agent)
         self.refresh_data()
 
+    @property
+    def table(self) -> views.Table:
+        return self.tables[self.tab]
+
+    @table.setter
+    def table(self, value: views.Table) -> None:
+        self.tables[self.tab] = value
+
     def entry(self):
         view, _at, _state = self.client.snapshot()
         if view is None:
@@ -227,16 +263,24 @@ class AgentForm(LoopyForm):
 
     def refresh_data(self):
         entry = self.entry()
-        lines = views.agent_headline(entry, time.time(), self.parentApp.drop_warning)
+        view, _at, _state = self.client.snapshot()
+        alerts = view.alerts if view is not None else ()
+        now = time.time()
+        lines = views.agent_headline(entry, now, self.parentApp.drop_warning, alerts)
         for widget, line in zip(self.summary, lines + [""] * HEADLINE_LINES):
             widget.value = line
-        table, records_of, search = views.TABS[self.tab]
-        table = self.tables[self.tab]
-        records = records_of(entry) if entry is not None and entry.report is not None else []
-        header, rows, _kept = views.render(table, records, self.filter_text, search)
+        table = self.table
+        if self.tab == "alerts":
+            header, rows, self.records = views.render_alerts(
+                table, views.agent_alerts(alerts, self.parentApp.agent_id), now,
+                self.filter_text)
+        else:
+            _table, records_of, search = views.TABS[self.tab]
+            records = records_of(entry) if entry is not None and entry.report is not None else []
+            header, rows, self.records = views.render(table, records, self.filter_text, search)
         self.tabs.value = "  ".join(
             f"[{i} {name}]" if name == self.tab else f" {i} {name} "
-            for i, name in enumerate(views.TABS, start=1)
+            for i, name in enumerate(AGENT_TABS, start=1)
         ) + (f"   filter: {self.filter_text}" if self.filter_text else "")
         self.header.value = header
         self.rows.values = rows or ["(nothing yet)"]
@@ -250,21 +294,163 @@ class AgentForm(LoopyForm):
         self.refresh_data()
 
     def on_next_tab(self, *_):
-        names = list(views.TABS)
-        self.show_tab(names[(names.index(self.tab) + 1) % len(names)])
+        self.show_tab(AGENT_TABS[(AGENT_TABS.index(self.tab) + 1) % len(AGENT_TABS)])
 
-    def on_sort(self, *_):
-        self.tables[self.tab] = views.next_sort(self.tables[self.tab])
-        self.refresh_data()
-
-    def on_reverse(self, *_):
-        self.tables[self.tab] = views.reverse_sort(self.tables[self.tab])
-        self.refresh_data()
+    def on_enter(self, index):
+        if self.tab == "alerts" and 0 <= index < len(self.records):
+            self.parentApp.show_alert(self.records[index].alert.key, self.FORM_ID)
 
     def on_escape(self):
         self.shown_agent = None
         self.parentApp.agent_id = ""
         self.parentApp.switchForm(FleetForm.FORM_ID)
+
+
+class AlertsForm(LoopyForm):
+    """
+    The fleet's alerts, newest first, with quick filters; Enter opens one.
+    """
+
+    FORM_ID = "ALERTS"
+
+    def create(self):
+        super().create()
+        self.add_handlers({"f": self.on_floor, "o": self.on_active_only,
+                           "k": self.on_acknowledge})
+        self.table = views.ALERTS
+        self.floor = ""
+        self.active_only = False
+        self.records = []
+        self.notice = ""
+        self.return_to = FleetForm.FORM_ID
+        self.title = self.add(npyscreen.FixedText, editable=False, rely=1)
+        self.header = self.add(npyscreen.FixedText, editable=False, rely=2)
+        self.rows = self.add(AlertList, rely=3, max_height=self.lines - 7,
+                             values=["(connecting…)"], scroll_exit=False)
+        self.info = self.add(npyscreen.FixedText, editable=False, rely=self.lines - 4)
+        self.status = self.add(npyscreen.FixedText, editable=False, rely=self.lines - 3)
+
+    def refresh_data(self):
+        view, _at, _state = self.client.snapshot()
+        alerts = view.alerts if view is not None else ()
+        selected = self.selected()
+        header, rows, self.records = views.render_alerts(
+            self.table, alerts, time.time(), self.filter_text, self.floor, self.active_only)
+        # New alerts arrive at the top: keep the cursor on the alert it was on.
+        keys = [e.alert.key for e in self.records]
+        if selected is not None and selected.alert.key in keys:
+            self.rows.cursor_line = keys.index(selected.alert.key)
+        title = views.alerts_title(len(self.records), len(alerts), self.floor,
+                                   self.active_only, self.filter_text)
+        self.name = f"Loopy · alerts {len(self.records)}/{len(alerts)}"
+        self.title.value = title
+        self.header.value = header
+        self.rows.values = rows or ["(no alerts match)" if alerts else "(no alerts)"]
+        self.info.value = (f"{self.notice} · " if self.notice else "") + \
+            "Enter details · k acknowledge · f severity · o active only · s S / · Esc back"
+        self.status.value = self.link_line()
+        self.display()
+
+    def on_floor(self, *_):
+        self.floor = views.next_floor(self.floor)
+        self.refresh_data()
+
+    def on_active_only(self, *_):
+        self.active_only = not self.active_only
+        self.refresh_data()
+
+    def on_alerts(self, *_):
+        pass
+
+    def selected(self):
+        """
+        The alert under the cursor, or None.
+        """
+        index = self.rows.cursor_line
+        return self.records[index] if 0 <= index < len(self.records) else None
+
+    def on_acknowledge(self, *_):
+        entry = self.selected()
+        if entry is not None:
+            self.notice = self.parentApp.acknowledge(entry)
+            self.refresh_data()
+
+    def on_enter(self, index):
+        if 0 <= index < len(self.records):
+            self.parentApp.show_alert(self.records[index].alert.key, self.FORM_ID)
+
+    def on_escape(self):
+        self.notice = ""
+        self.parentApp.switchForm(self.return_to)
+
+
+class DetailPager(npyscreen.Pager):
+    """
+    An alert's details; Esc goes back, C{k} is the form's (acknowledge),
+    Enter and Tab do nothing (the pager would leave the form).
+    """
+
+    def set_up_handlers(self):
+        super().set_up_handlers()
+        self.handlers.pop(ord("k"), None)
+        for key in (curses.ascii.NL, curses.ascii.CR, curses.KEY_ENTER, curses.ascii.TAB):
+            self.handlers[key] = lambda _key: None
+        self.handlers[curses.ascii.ESC] = lambda _key: self.parent.on_escape()
+
+
+class AlertForm(LoopyForm):
+    """
+    One alert: every field and its evidence, kept current.
+    """
+
+    FORM_ID = "ALERT"
+
+    def create(self):
+        super().create()
+        self.add_handlers({"k": self.on_acknowledge})
+        self.key: tuple = ()
+        self.shown_key: tuple = ()
+        self.return_to = AlertsForm.FORM_ID
+        self.notice = ""
+        self.pager = self.add(DetailPager, rely=1, max_height=self.lines - 6, autowrap=True)
+        self.info = self.add(npyscreen.FixedText, editable=False, rely=self.lines - 4)
+        self.status = self.add(npyscreen.FixedText, editable=False, rely=self.lines - 3)
+
+    def beforeEditing(self):
+        if self.key != self.shown_key:
+            self.shown_key = self.key
+            self.notice = ""
+            self.pager.start_display_at = 0
+            self.pager.cursor_line = 0
+        self.refresh_data()
+
+    def entry(self):
+        view, _at, _state = self.client.snapshot()
+        return views.find_alert(view.alerts if view is not None else (), self.key)
+
+    def refresh_data(self):
+        entry = self.entry()
+        if entry is None:
+            lines = ["(this alert is no longer held by the hub)"]
+        else:
+            lines = views.alert_detail(entry, time.time())
+        self.pager.setValuesWrap(lines)
+        self.info.value = (f"{self.notice} · " if self.notice else "") + \
+            "k acknowledge · ↑ ↓ scroll · Esc back"
+        self.status.value = self.link_line()
+        self.display()
+
+    def on_filter(self, *_):
+        pass
+
+    def on_acknowledge(self, *_):
+        entry = self.entry()
+        if entry is not None:
+            self.notice = self.parentApp.acknowledge(entry)
+            self.refresh_data()
+
+    def on_escape(self):
+        self.parentApp.switchForm(self.return_to)
 
 
 class HelpPager(npyscreen.Pager):
@@ -305,7 +491,39 @@ class LoopyApp(npyscreen.NPSAppManaged):
     def onStart(self):
         self.addForm(FleetForm.FORM_ID, FleetForm, name="Loopy · fleet")
         self.addForm(AgentForm.FORM_ID, AgentForm, name="Loopy · agent")
+        self.addForm(AlertsForm.FORM_ID, AlertsForm, name="Loopy · alerts")
+        self.addForm(AlertForm.FORM_ID, AlertForm, name="Loopy · alert")
         self.addForm("HELP", HelpForm, name="Loopy · help")
+
+    def show_alerts(self, came_from: str) -> None:
+        """
+        Open the alert screen; its Esc goes back to the fleet or agent
+        screen it was opened from.
+        """
+        if came_from in (FleetForm.FORM_ID, AgentForm.FORM_ID):
+            self.getForm(AlertsForm.FORM_ID).return_to = came_from
+        self.switchForm(AlertsForm.FORM_ID)
+
+    def show_alert(self, key: tuple, came_from: str) -> None:
+        """
+        Open the details of alert C{key}; Esc goes back to C{came_from}.
+        """
+        form = self.getForm(AlertForm.FORM_ID)
+        form.key, form.return_to = key, came_from
+        self.switchForm(AlertForm.FORM_ID)
+
+    def acknowledge(self, entry) -> str:
+        """
+        Acknowledge an alert at the hub (from the reactor's thread).
+
+        :param entry: an L{AlertEntry}.
+        :returns: a note for the screen.
+        """
+        alert = entry.alert
+        if entry.acknowledged_by is not None:
+            return f"{alert.kind} of {alert.agent_id} already acknowledged"
+        self.client_call("acknowledge", alert.key)
+        return f"acknowledging {alert.kind} of {alert.agent_id} as {self.client.user}"
 
     def show_help(self, return_to: str) -> None:
         self.getForm("HELP").return_to = return_to

@@ -6,11 +6,13 @@ curses, no reactor: the npyscreen forms only place what these return.
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
-from attrs import frozen
+from attrs import evolve, frozen
 
-from loopy.model import AgentEntry, AlertEntry, FleetView
+from loopy.model import ACTIVE, SEVERITIES, AgentEntry, AlertEntry, FleetView
 from loopy.wire import to_json_value
 
 # -- the JSON document ------------------------------------------------------
@@ -273,6 +275,8 @@ FLEET = Table(
         Column("agent", 16, lambda e: e.agent_id, lambda e: e.agent_id, right=False),
         Column("host", 14, lambda e: e.hostname, lambda e: e.hostname, right=False),
         Column("status", 7, lambda e: e.status, lambda e: e.status, right=False),
+        Column("alerts", 6, lambda e: (severity_rank(e.alert_severity), e.alerts_active),
+               lambda e: agent_alert_marker(e), right=False),
         Column("hub", 10, lambda e: e.hub, lambda e: e.hub, right=False),
         Column("pps in", 7, lambda e: e.summary.pps_in, lambda e: human(e.summary.pps_in)),
         Column("pps out", 7, lambda e: e.summary.pps_out, lambda e: human(e.summary.pps_out)),
@@ -291,7 +295,12 @@ FLEET = Table(
 
 
 def fleet_search_text(entry: AgentEntry) -> str:
-    return f"{entry.agent_id} {entry.hostname} {entry.status} {entry.hub}"
+    """
+    What the fleet screen's filter matches: id, host, status, hub and, for
+    an agent with active alerts, their highest severity.
+    """
+    text = f"{entry.agent_id} {entry.hostname} {entry.status} {entry.hub}"
+    return f"{text} {entry.alert_severity}" if entry.alerts_active else text
 
 
 # -- the agent screen: traffic, tcp, dns ------------------------------------
@@ -349,11 +358,16 @@ TABS: dict[str, tuple[Table, Callable[[Any], Sequence], Callable[[Any], str]]] =
 
 
 def agent_headline(entry: Optional[AgentEntry], now: float,
-                   drop_warning: float = DROP_WARNING_PERCENT) -> list[str]:
+                   drop_warning: float = DROP_WARNING_PERCENT,
+                   alerts: Sequence[AlertEntry] = (),
+                   localtime: Callable[[float], time.struct_time] = time.localtime,
+                   ) -> list[str]:
     """
-    The agent screen's summary lines: identity, rates, protocol mix, the
-    counters of the TCP and DNS analysers, and capture health (see
-    L{capture_lines}).
+    The agent screen's summary lines: identity, the agent's alerts when it
+    has any (see L{agent_alert_line}), rates, protocol mix, the counters of
+    the TCP and DNS analysers, and capture health (see L{capture_lines}).
+
+    :param alerts: the fleet's alerts, newest first; this agent's are shown.
     """
     if entry is None:
         return ["(agent not known to this hub)"]
@@ -361,6 +375,9 @@ def agent_headline(entry: Optional[AgentEntry], now: float,
         f"{entry.agent_id} ({entry.hostname})  {entry.status}  via {entry.hub}  "
         f"last report {age(None if entry.last_heard is None else now - entry.last_heard)} ago",
     ]
+    mine = agent_alerts(alerts, entry.agent_id)
+    if mine:
+        lines.append(agent_alert_line(mine, now, localtime))
     if entry.report is None:
         lines.append("waiting for the first report…")
         return lines
@@ -441,19 +458,270 @@ def dropping_agents(view: FleetView, drop_warning: float = DROP_WARNING_PERCENT)
 def status_line(link: str, view: Optional[FleetView], updated_age: Optional[float],
                 drop_warning: float = DROP_WARNING_PERCENT) -> str:
     """
-    The always-visible link line: where the UI is connected, how fresh its
-    data is, and which agents are dropping packets (see L{dropping_agents}).
+    The always-visible link line: the fleet's alert marker first (see
+    L{alert_marker}), where the UI is connected, how fresh its data is, and
+    which agents are dropping packets (see L{dropping_agents}).
     """
     if view is None:
         return f"hub: {link} · no data yet · ? help  q quit"
     hub = view.hub
     online = sum(1 for a in view.agents if a.status == "online")
     warning = dropping_agents(view, drop_warning)
+    marker = alert_marker(view.alerts)
     return (
-        f"hub {hub.name} ({link}) · {online}/{len(view.agents)} agents online · "
+        (f"{marker} · " if marker else "")
+        + f"hub {hub.name} ({link}) · {online}/{len(view.agents)} agents online · "
         f"updated {age(updated_age)} ago · " + (f"{warning} · " if warning else "")
         + "? help  q quit"
     )
+
+
+# -- alerts -----------------------------------------------------------------
+
+#: How the fleet screen's C{alerts} column names a severity.
+SEVERITY_SHORT = {"info": "info", "warning": "warn", "critical": "crit"}
+
+#: The alert screen's severity floors, in the order C{f} cycles them:
+#: every alert, warning and critical, critical only.
+SEVERITY_FLOORS = ("", "warning", "critical")
+
+
+def severity_rank(severity: str) -> int:
+    """
+    0 for no severity (``""``), then 1, 2, 3 for info, warning, critical.
+    """
+    return SEVERITIES.index(severity) + 1 if severity else 0
+
+
+def agent_alert_marker(entry: AgentEntry) -> str:
+    """
+    The fleet screen's C{alerts} cell: the agent's active, unacknowledged
+    alerts and their highest severity (``2 crit``, ``1 warn``), or ``""``.
+    """
+    if not entry.alerts_active:
+        return ""
+    return f"{entry.alerts_active} {SEVERITY_SHORT.get(entry.alert_severity, '?')}"
+
+
+def alert_marker(alerts: Sequence[AlertEntry]) -> str:
+    """
+    The fleet-wide marker of the link line: ``"!! 3 alerts (1 critical) —
+    press a"`` counting the alerts active and not acknowledged, with how
+    many of those have the highest severity among them; ``""`` when none.
+    """
+    active = [e for e in alerts if e.state == ACTIVE]
+    if not active:
+        return ""
+    worst = max(severity_rank(e.alert.severity) for e in active)
+    at_worst = sum(1 for e in active if severity_rank(e.alert.severity) == worst)
+    noun = "alert" if len(active) == 1 else "alerts"
+    return f"!! {len(active)} {noun} ({at_worst} {SEVERITIES[worst - 1]}) — press a"
+
+
+def clock_time(ts: float, now: float,
+               localtime: Callable[[float], time.struct_time] = time.localtime) -> str:
+    """
+    An alert's time in a table: local ``HH:MM:SS``, or the date
+    (``YYYY-MM-DD``) when it is a day old or more.
+
+    :param localtime: seconds since the epoch to a broken-down local time
+        (``time.gmtime`` in tests).
+    """
+    if now - ts >= 86400:
+        return time.strftime("%Y-%m-%d", localtime(ts))
+    return time.strftime("%H:%M:%S", localtime(ts))
+
+
+def full_time(ts: Optional[float],
+              localtime: Callable[[float], time.struct_time] = time.localtime) -> str:
+    """
+    ``YYYY-MM-DD HH:MM:SS`` in local time, or ``-`` when unknown.
+    """
+    if ts is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", localtime(ts))
+
+
+#: The alert screen's table, newest first.  Column 0's text depends on the
+#: time of rendering (see L{render_alerts}).
+ALERTS = Table(
+    columns=(
+        Column("time", 10, lambda e: e.alert.ts, lambda e: str(e.alert.ts), right=False),
+        Column("severity", 9, lambda e: severity_rank(e.alert.severity),
+               lambda e: e.alert.severity, right=False),
+        Column("state", 12, lambda e: e.state, lambda e: e.state, right=False),
+        Column("agent", 12, lambda e: e.alert.agent_id, lambda e: e.alert.agent_id,
+               right=False),
+        Column("kind", 12, lambda e: e.alert.kind, lambda e: e.alert.kind, right=False),
+        Column("src", 15, lambda e: e.alert.src, lambda e: e.alert.src or "-", right=False),
+        Column("dst", 15, lambda e: e.alert.dst, lambda e: e.alert.dst or "-", right=False),
+        Column("summary", 40, lambda e: e.alert.summary, lambda e: e.alert.summary,
+               right=False),
+    ),
+    sort=0,
+)
+
+
+def alert_search_text(entry: AlertEntry) -> str:
+    """
+    What the alert screen's C{/} filter matches: agent, kind, severity,
+    state, addresses and summary.
+    """
+    a = entry.alert
+    return f"{a.agent_id} {a.kind} {a.severity} {entry.state} {a.src} {a.dst} {a.summary}"
+
+
+def next_floor(floor: str) -> str:
+    """
+    The severity floor after C{floor} (key C{f}): all → warning → critical
+    → all.
+    """
+    return SEVERITY_FLOORS[(SEVERITY_FLOORS.index(floor) + 1) % len(SEVERITY_FLOORS)]
+
+
+def filter_alerts(entries: Iterable[AlertEntry], floor: str = "",
+                  active_only: bool = False) -> list[AlertEntry]:
+    """
+    The alerts at or above severity C{floor} (``""`` for all) and, with
+    C{active_only}, only those active and not acknowledged.
+    """
+    rank = severity_rank(floor)
+    return [e for e in entries
+            if severity_rank(e.alert.severity) >= rank
+            and (not active_only or e.state == ACTIVE)]
+
+
+def render_alerts(table: Table, entries: Iterable[AlertEntry], now: float,
+                  filter_text: str = "", floor: str = "", active_only: bool = False,
+                  localtime: Callable[[float], time.struct_time] = time.localtime,
+                  ) -> tuple[str, list[str], list[AlertEntry]]:
+    """
+    Render alerts as L{render} does, after the quick filters of
+    L{filter_alerts}, with times as L{clock_time} writes them at C{now}.
+
+    :param table: L{ALERTS}, sorted as the user chose.
+    """
+    times = evolve(table.columns[0],
+                   text=lambda e: clock_time(e.alert.ts, now, localtime))
+    timed = Table((times,) + table.columns[1:], table.sort, table.descending)
+    return render(timed, filter_alerts(entries, floor, active_only), filter_text,
+                  alert_search_text)
+
+
+def alerts_title(shown: int, total: int, floor: str = "", active_only: bool = False,
+                 filter_text: str = "") -> str:
+    """
+    The alert screen's title line: ``"2/5 alerts · severity warning+ ·
+    active only · filter: scan"``.
+    """
+    level = {"": "all", "critical": "critical"}.get(floor, f"{floor}+")
+    return (f"{shown}/{total} alerts · severity {level} · "
+            + ("active only" if active_only else "any state")
+            + (f" · filter: {filter_text}" if filter_text else ""))
+
+
+def agent_alerts(alerts: Iterable[AlertEntry], agent_id: str) -> tuple[AlertEntry, ...]:
+    """
+    The alerts of one agent, in the order given.
+    """
+    return tuple(e for e in alerts if e.alert.agent_id == agent_id)
+
+
+def agent_alert_line(alerts: Sequence[AlertEntry], now: float,
+                     localtime: Callable[[float], time.struct_time] = time.localtime,
+                     newest: int = 3) -> str:
+    """
+    The agent screen's alert line: how many of the agent's alerts are active
+    and not acknowledged (``!!`` first when any is), how many there are, and
+    the newest few.
+
+    :param alerts: one agent's alerts, newest first.
+    """
+    active = sum(1 for e in alerts if e.state == ACTIVE)
+    shown = ", ".join(
+        f"{clock_time(e.alert.ts, now, localtime)} {e.alert.severity} {e.alert.kind} {e.state}"
+        for e in alerts[:newest])
+    return (("!! " if active else "")
+            + f"alerts: {active} active of {len(alerts)} (4 list, a all) · newest {shown}")
+
+
+def find_alert(alerts: Iterable[AlertEntry], key: tuple) -> Optional[AlertEntry]:
+    """
+    The alert with identity C{key} (``(agent_id, epoch, seq)``), or None.
+    """
+    for entry in alerts:
+        if entry.alert.key == key:
+            return entry
+    return None
+
+
+def alert_detail(entry: AlertEntry, now: float,
+                 localtime: Callable[[float], time.struct_time] = time.localtime,
+                 ) -> list[str]:
+    """
+    Every field of an alert, one per line, then its evidence (see
+    L{evidence_lines}).
+    """
+    a = entry.alert
+    if entry.acknowledged_by is None:
+        acknowledged = "no (k to acknowledge)"
+    else:
+        acknowledged = (f"by {entry.acknowledged_by} at "
+                        f"{full_time(entry.acknowledged_at, localtime)}")
+    return [
+        f"{a.severity} {a.kind} · {entry.state}",
+        a.summary,
+        "",
+        f"agent         {a.agent_id} (epoch {a.epoch}, alert {a.seq}, revision {a.revision})",
+        f"src           {a.src or '-'}",
+        f"dst           {a.dst or '-'}",
+        f"raised        {full_time(a.ts, localtime)} ({age(now - a.ts)} ago)",
+        f"updated       {full_time(a.updated, localtime)} ({age(now - a.updated)} ago)",
+        f"received      {full_time(entry.received, localtime)} (hub clock)",
+        f"condition     {a.state}",
+        f"acknowledged  {acknowledged}",
+        "",
+        "evidence",
+    ] + (evidence_lines(a.evidence) or ["  (none)"])
+
+
+#: Inline lists up to this many characters; longer ones get a line per item.
+_INLINE_WIDTH = 72
+
+
+def evidence_lines(value: Mapping[str, Any], indent: str = "  ") -> list[str]:
+    """
+    JSON-shaped evidence as indented ``key: value`` lines, keys sorted:
+    short lists of numbers or words inline (``ports: [22, 80]``), longer
+    ones and C{samples} (packets' one-line summaries) one item a line.
+    """
+    lines = []
+    for key in sorted(value):
+        item = value[key]
+        if isinstance(item, Mapping) and item:
+            lines.append(f"{indent}{key}:")
+            lines.extend(evidence_lines(item, indent + "  "))
+        elif isinstance(item, (list, tuple)) and item:
+            inline = "[" + ", ".join(_scalar(v) for v in item) + "]"
+            scalars = not any(isinstance(v, (Mapping, list, tuple)) for v in item)
+            if scalars and key != "samples" and len(indent + key + inline) <= _INLINE_WIDTH:
+                lines.append(f"{indent}{key}: {inline}")
+                continue
+            lines.append(f"{indent}{key}:")
+            for v in item:
+                if isinstance(v, Mapping):
+                    lines.append(f"{indent}  -")
+                    lines.extend(evidence_lines(v, indent + "    "))
+                else:
+                    lines.append(f"{indent}  - {_scalar(v)}")
+        else:
+            lines.append(f"{indent}{key}: {_scalar(item)}")
+    return lines
+
+
+def _scalar(value: Any) -> str:
+    # Words as they are; numbers, booleans, null and empty containers as JSON.
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 HELP = """\
@@ -461,14 +729,24 @@ Loopy keys
 
   fleet screen                 agent screen
   ↑ ↓      move                1 2 3   traffic, tcp, dns tabs
-  Enter    open agent          Tab     next tab
-  s        sort by next column s / S   sort column / reverse
-  S        reverse sort        /       filter rows (Enter to apply)
-  /        filter rows         Esc     back to the fleet
-  ?        this help           ?       this help
-  q        quit                q       quit
+  Enter    open agent          4       the agent's alerts (Enter: details)
+  s        sort by next column Tab     next tab
+  S        reverse sort        s / S   sort column / reverse
+  /        filter rows         /       filter rows (Enter to apply)
+  a        alerts              a       alerts (fleet-wide)
+  ?        this help           Esc     back to the fleet
+  q        quit                ? q     this help, quit
 
-The bottom line always shows the hub link and how old the data is.
+  alerts screen (newest first) alert details
+  Enter    details             k       acknowledge
+  k        acknowledge         ↑ ↓     scroll
+  f        severity: all, warning+, critical
+  o        active only (not over, not acknowledged)
+  s S /    sort, reverse, filter (agent, kind, severity, state, address, text)
+  Esc      back                Esc     back to the alerts
+
+The bottom line always shows the hub link and how old the data is, and
+"!! N alerts — press a" while alerts are active and not acknowledged.
 Counters are cumulative since each agent started; rates cover its last
 report interval (1 s by default).
 """
