@@ -233,3 +233,33 @@ class SettingsTests(SynchronousTestCase):
             f.write("[probe]\nthreshold = 9\n")
         self.assertEqual(load_settings(path).detectors, {"probe": {"threshold": 9}})
         self.assertRaises(ConfigError, load_settings, path + ".missing")
+
+
+@frozen
+class CheckedSettings(DetectorSettings):
+    """
+    :ivar window: seconds, above 0.
+    """
+
+    window: float = 1.0
+
+    def __attrs_post_init__(self):
+        if not self.window > 0:
+            raise ValueError(f"'window' must be > 0: {self.window}")
+
+
+class Checked(Probe):
+    settings_type = CheckedSettings
+
+
+class ValidatorMessageTests(SynchronousTestCase):
+    def test_message(self):
+        """
+        A detector's own check of a value is quoted in the error, with the
+        table it is in.
+        """
+        self.patch(host, "detector_plugins", lambda: {"probe": Plugin("probe", Checked)})
+        with self.assertRaises(ConfigError) as caught:
+            parse_settings("[probe]\nwindow = 0\n")
+        self.assertEqual(str(caught.exception),
+                         "bad settings: invalid value: 'window' must be > 0: 0.0 @ [probe]")

@@ -24,6 +24,7 @@ import tomllib
 from typing import Any, Mapping, Optional
 
 import cattrs
+from cattrs.v import format_exception
 from attrs import field, frozen
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -89,10 +90,22 @@ def _structure(value: Mapping, record_type: type, where: str):
         return _converter.structure(dict(value), record_type)
     except Exception as e:
         if isinstance(e, BaseExceptionGroup):
-            problems = "; ".join(cattrs.transform_error(e, path=where))
+            problems = "; ".join(cattrs.transform_error(
+                e, path=where, format_exception=_explain))
         else:
             problems = f"{where}: {e}"
         raise ConfigError(f"bad settings: {problems}") from None
+
+
+def _explain(exc: BaseException, type_) -> str:
+    """
+    cattrs' words for a bad value, followed by the exception's own message
+    (a detector's check of its threshold says which bound it broke).
+    """
+    words = format_exception(exc, type_)
+    if isinstance(exc, ValueError) and str(exc):
+        return f"{words}: {exc}"
+    return words
 
 
 def parse_settings(text: str, source: str = "settings") -> DetectSettings:
