@@ -251,9 +251,13 @@ def packet_line(packet) -> str:
     when = datetime.fromtimestamp(packet.ts, timezone.utc).strftime("%H:%M:%S.%f")
     if packet.arp is not None:
         arp = packet.arp
-        what = "request who-has" if arp.op == 1 else "reply" if arp.op == 2 else f"op {arp.op}"
-        return (f"{when} ARP {what} {arp.pdst} tell {arp.psrc} "
-                f"({arp.hwsrc}) {packet.wire_len}")
+        if arp.op == 1:
+            what = f"Request who-has {arp.pdst} tell {arp.psrc} ({arp.hwsrc})"
+        elif arp.op == 2:
+            what = f"Reply {arp.psrc} is-at {arp.hwsrc} to {arp.pdst} ({arp.hwdst})"
+        else:
+            what = f"op {arp.op} {arp.psrc} ({arp.hwsrc}) > {arp.pdst}"
+        return f"{when} ARP {what} {packet.wire_len}"
     if packet.saddr is None:
         return f"{when} ethertype 0x{packet.ethertype:04x} {packet.wire_len}"
     family = "IP" if packet.ip_version == 4 else "IP6"
