@@ -50,6 +50,8 @@ class Options(LoopyOptions):
         ["interface", None, "any", "Interface to capture on."],
         ["filter", None, None, "tcpdump expression: capture only matching traffic."],
         ["data", None, None, "Directory for logs [default: $XDG_DATA_HOME/loopy]."],
+        ["detect-config", None, None,
+         "The detectors' settings file (TOML) for the agent [default: the defaults]."],
     ]
 
     def postOptions(self):
@@ -160,6 +162,8 @@ def main(argv=None) -> int:
                       "--interface", options["interface"]]
         if options["filter"]:
             agent_args += ["--filter", options["filter"]]
+        if options["detect-config"]:
+            agent_args += ["--detect-config", options["detect-config"]]
         with open(data / "agent.err", "w") as errors:
             agent = subprocess.Popen(agent_args, stdin=subprocess.DEVNULL, stderr=errors)
         try:
