@@ -161,28 +161,7 @@ class Uplink(Service):
         :returns: a Deferred that fires (never fails) once the hub answered
             or the call failed; at once if the report was not sent.
         """
-        if not self.linked:
-            self.reports_unsent += 1
-            return succeed(None)
-        try:
-            d = self._link.callRemote(Report, report=report)
-        except WireError as e:
-            # Encoding happens at once: a report past MAX_RECORD_BYTES.
-            self.reports_failed += 1
-            log.error("report {seq} cannot be sent: {error}", seq=report.seq, error=e)
-            return succeed(None)
-        self.reports_sent += 1
-
-        def acked(_answer):
-            self.reports_acked += 1
-
-        def failed(failure):
-            self.reports_failed += 1
-            log.warn("report {seq} not accepted: {error}",
-                     seq=report.seq, error=failure.getErrorMessage())
-
-        d.addCallbacks(acked, failed)
-        return d
+        return self._call("reports", f"report {report.seq}", Report, report=report)
 
     def send_alert(self, alert: Alert) -> Deferred:
         """
@@ -192,25 +171,36 @@ class Uplink(Service):
         :returns: a Deferred that fires (never fails) once the hub answered
             or the call failed; at once if the alert was not sent.
         """
+        return self._call("alerts", f"alert {alert.seq} revision {alert.revision}",
+                          SendAlert, alert=alert)
+
+    def _call(self, counters: str, what: str, command, **arguments) -> Deferred:
+        """
+        Call C{command} on the link, counting in C{counters}_sent, _acked,
+        _unsent and _failed.
+
+        :param what: names the record in log lines.
+        """
+        def count(outcome):
+            name = f"{counters}_{outcome}"
+            setattr(self, name, getattr(self, name) + 1)
+
         if not self.linked:
-            self.alerts_unsent += 1
+            count("unsent")
             return succeed(None)
         try:
-            d = self._link.callRemote(SendAlert, alert=alert)
+            d = self._link.callRemote(command, **arguments)
         except WireError as e:
-            self.alerts_failed += 1
-            log.error("alert {seq} cannot be sent: {error}", seq=alert.seq, error=e)
+            # Encoding happens at once: a record past MAX_RECORD_BYTES.
+            count("failed")
+            log.error("{what} cannot be sent: {error}", what=what, error=e)
             return succeed(None)
-        self.alerts_sent += 1
-
-        def acked(_answer):
-            self.alerts_acked += 1
+        count("sent")
 
         def failed(failure):
-            self.alerts_failed += 1
-            log.warn("alert {seq} revision {revision} not accepted: {error}",
-                     seq=alert.seq, revision=alert.revision,
+            count("failed")
+            log.warn("{what} not accepted: {error}", what=what,
                      error=failure.getErrorMessage())
 
-        d.addCallbacks(acked, failed)
+        d.addCallbacks(lambda _answer: count("acked"), failed)
         return d
