@@ -29,6 +29,7 @@ from loopy.wire import (
     SendAlert,
     Watch,
 )
+from tests.test_hub_server import FakeUI
 
 EPOCH = 1_700_000_000_000_000
 
@@ -126,33 +127,22 @@ class AlertBoardTests(SynchronousTestCase):
         self.assertEqual(board.markers()["agent-a"], (1, "warning"))
 
 
-class AlertUI(BoundedAMP):
+class AlertUI(FakeUI):
     """
-    A UI's end: keeps every alert push; with C{hold}, leaves them
-    unanswered until C{release()}.
+    A UI's end that also keeps every alert push (held, like views, while
+    C{hold} is set).
     """
 
     def __init__(self):
-        BoundedAMP.__init__(self)
+        FakeUI.__init__(self)
         self.batches = []
         self.full = []
-        self.hold = False
-        self.waiting = []
 
     @AlertUpdate.responder
     def alert_update(self, batch):
         self.batches.append(batch.alerts)
         self.full.append(batch.full)
-        if self.hold:
-            d = Deferred()
-            self.waiting.append(d)
-            return d
-        return {}
-
-    def release(self):
-        waiting, self.waiting = self.waiting, []
-        for d in waiting:
-            d.callback({})
+        return self.answer()
 
 
 class HubAlertTests(SynchronousTestCase):

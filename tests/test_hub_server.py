@@ -48,6 +48,12 @@ class FakeUI(BoundedAMP):
     @FleetUpdate.responder
     def fleet_update(self, view):
         self.views.append(view)
+        return self.answer()
+
+    def answer(self):
+        """
+        The empty answer, or while C{hold} is set a Deferred of it.
+        """
         if self.hold:
             d = Deferred()
             self.waiting.append(d)
