@@ -374,7 +374,7 @@ class DetectSnapshot:
     Counters are cumulative.
 
     :ivar detectors: detector name to its counters and table sizes (each
-        detector's own words; docs/reference.md lists them).
+        detector's own words; docs/detectors/ lists them).
     :ivar alerts_open: alerts active now.
     :ivar alerts_raised: alerts raised.
     :ivar alerts_updated: update revisions sent.
@@ -425,7 +425,7 @@ class Alert:
     :ivar revision: 0 when raised, one more for each update.
     :ivar kind: what was detected, one of the documented words
         (``port_scan``, ``syn_flood``, ``arp_spoof``, ``dns_tunnel`` …;
-        docs/reference.md lists them).
+        docs/detectors/README.md lists them).
     :ivar severity: L{INFO}, L{WARNING} or L{CRITICAL}.
     :ivar state: L{ACTIVE} or L{OVER}.
     :ivar summary: one line for humans.

@@ -4,8 +4,9 @@ Floods of traffic the victim never asked for: one-way UDP, reflected
 floods included (L{UdpFloodDetector}), and DNS responses to queries it
 never sent (L{DnsAmplificationDetector}).
 
-Both count in windows with suspects, as L{loopy.detect.flood} explains;
-docs/detectors/flood.md gives the reasons for every threshold.
+Both count packets per destination in sliding windows, as
+L{loopy.detect.rates} explains; docs/detectors/flood.md gives the reasons
+for every threshold.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from attrs import field, frozen
 from attrs.validators import ge
 
 from loopy.detect.base import DNS, EVIDENCE_ITEMS, UDP, packet_line
-from loopy.detect.flood import (
-    Flood, FloodSettings, KeyTable, SpoofableFloodSettings, Suspect, WindowedDetector,
-    a_share, at_least_one, bits_crossed, describe_sources, per_second, positive, reason,
+from loopy.detect.rates import (
+    TOLERANCE, Bucket, Flood, FloodSettings, KeyTable, RateDetector, SlidingDetector,
+    SpoofableFloodSettings, Suspect, a_share, at_least_one, bits_crossed, describe_sources,
+    mean, merge_counts, per_second, positive, reason,
 )
 from loopy.dissect.dns import qtype_text
 from loopy.dissect.headers import address_text
@@ -52,7 +54,7 @@ class UdpFloodSettings(SpoofableFloodSettings):
         answered (0.1): a DNS server answers every query, a flooded host
         (ICMP port unreachable aside, which is no UDP) next to nothing.
     :ivar ports_max: distinct destination ports counted per suspect and
-        window (256).
+        generation of its sources (256).
     :ivar many_ports: distinct destination ports for the technique word
         ``many_ports`` (100): floods to random ports.
     :ivar one_way_ports: destination ports whose UDP is one-way by design
@@ -78,12 +80,12 @@ AMPLIFIERS = {
     3283: "ard", 3702: "ws-discovery", 5353: "mdns", 5683: "coap",
     11211: "memcached", 27015: "steam", 27960: "quake",
 }
-#: Distinct source ports counted per suspect and window.
+#: Distinct source ports counted per suspect and generation.
 _SPORTS_MAX = 64
-#: Octets of the largest packet for promotion: an Ethernet MTU.  Jumbo
-#: frames cross the bit rate with fewer packets, but a flood of them at the
-#: bit-rate threshold still becomes a suspect within its first window.
-_UDP_LARGEST = 1500
+#: Octets of the largest packet for promotion: a jumbo frame's payload
+#: (9000), so that a flood of them at the bit-rate threshold becomes a
+#: suspect within a bucket.
+_UDP_LARGEST = 9000
 
 
 def unicast(addr: Optional[bytes]) -> bool:
@@ -99,47 +101,71 @@ def unicast(addr: Optional[bytes]) -> bool:
     return addr[0] != 0xFF
 
 
+class _UdpBucket(Bucket):
+    """
+    A destination's UDP in a bucket.
+
+    :ivar fragments: later fragments (no ports) among its packets.
+    :ivar replies: UDP packets it sent.
+    """
+
+    __slots__ = ("fragments", "replies")
+    counters = Bucket.counters + __slots__
+
+
 class _Destination(Suspect):
     """
-    A destination receiving much UDP.
+    A destination receiving much UDP.  In each generation of its sources:
 
     :ivar ports: its destination ports, at most C{ports_max}.
-    :ivar sports: source ports to packets, at most L{_SPORTS_MAX}.
-    :ivar fragments: later fragments (no ports) among its packets.
-    :ivar replies: UDP packets it sent this window.
-    :ivar answered: tracked sources it sent UDP to: their packets are a
-        conversation, not a flood.
-    :ivar replies_other: UDP packets it sent to hosts not in C{sources}.
+    :ivar sports: source ports to packets, at most L{_SPORTS_MAX};
+        C{sports_other} packets came from further source ports.
+    :ivar answered: sources of either generation it sent UDP to (at most
+        twice C{sources_max}): their packets are a conversation, not a
+        flood.
+    :ivar replies_other: UDP packets it sent to hosts not among its sources.
+
+    The C{past_} attributes are those of the previous generation.
     """
 
-    __slots__ = ("ports", "sports", "fragments", "replies", "answered", "replies_other")
+    __slots__ = ("ports", "sports", "sports_other", "answered", "replies_other",
+                 "past_ports", "past_sports", "past_sports_other", "past_answered",
+                 "past_replies_other")
 
-    def __init__(self, key, pre, ts):
-        super().__init__(key, pre, ts)
+    bucket_type = _UdpBucket
+
+    def __init__(self, key, pre, ts, previous, start):
+        super().__init__(key, pre, ts, previous, start)
         self._clear()
+        self.new_generation(ts)
 
     def _clear(self) -> None:
         self.ports: set[int] = set()
         self.sports: dict[int, int] = {}
         self.answered: set[bytes] = set()
-        self.fragments = self.replies = self.replies_other = 0
+        self.sports_other = self.replies_other = 0
 
-    def reset(self) -> None:
-        super().reset()
+    def new_generation(self, now: float) -> None:
+        super().new_generation(now)
+        self.past_ports, self.past_sports, self.past_answered = (
+            self.ports, self.sports, self.answered)
+        self.past_sports_other, self.past_replies_other = self.sports_other, self.replies_other
         self._clear()
 
 
-class UdpFloodDetector(WindowedDetector):
+class UdpFloodDetector(RateDetector):
     """
     One-way UDP floods on one destination: UDP from sources it does not
     answer at C{packets_per_second} or C{bits_per_second}.
 
-    A source is answered when the destination sends it any UDP in the same
-    window: a QUIC download (the client acknowledges), a DNS or game server
-    and its clients, a VoIP call are conversations, whatever their rates.
-    Sources past C{sources_max} count as answered together when the
-    destination sent at least C{reply_ratio} as many packets to other
-    hosts.  Multicast and broadcast destinations are not judged.
+    A source is answered when the destination sends it any UDP within the
+    sources' two generations (one to two half windows): a QUIC download
+    (the client acknowledges), a DNS or game server and its clients, a VoIP
+    call are conversations, whatever their rates.  Sources past
+    C{sources_max} count as answered together when the destination sent at
+    least C{reply_ratio} as many packets to other hosts.  The rate judged is
+    the destination's packets times the share of its sources' packets that
+    are one-way.  Multicast and broadcast destinations are not judged.
     """
 
     name = "udp_flood"
@@ -151,8 +177,10 @@ class UdpFloodDetector(WindowedDetector):
         super().__init__(settings, context)
         self._table = KeyTable(_Destination, settings, settings.packets_per_second,
                                settings.bits_per_second, _UDP_LARGEST, admit=unicast)
+        self._tables = [("udp", self._table)]
         self._suspects = self._table.suspects
         self._sources_max = settings.sources_max
+        self._answered_max = 2 * settings.sources_max
         self._ports_max = settings.ports_max
         self._one_way_ports = frozenset(settings.one_way_ports)
 
@@ -168,7 +196,7 @@ class UdpFloodDetector(WindowedDetector):
             target.add(packet, self._sources_max, packet.ip_len)
             target.samples.append(packet)
             if packet.fragment:
-                target.fragments += 1
+                target.bucket.fragments += 1
             else:
                 ports = target.ports
                 if len(ports) < self._ports_max:
@@ -179,49 +207,47 @@ class UdpFloodDetector(WindowedDetector):
                     sports[packet.sport] = n + 1
                 elif len(sports) < _SPORTS_MAX:
                     sports[packet.sport] = 1
+                else:
+                    target.sports_other += 1
         peer = suspects.get(packet.saddr)
         if peer is not None:
-            peer.replies += 1
-            if daddr in peer.sources:
-                peer.answered.add(daddr)
+            peer.bucket.replies += 1
+            if daddr in peer.sources or daddr in peer.past_sources:
+                answered = peer.answered
+                if len(answered) < self._answered_max:
+                    answered.add(daddr)
             else:
                 peer.replies_other += 1
 
-    def _judge_window(self, now: float, elapsed: float) -> list[Flood]:
-        floods = []
-        for target in self._suspects.values():
-            if not self._allowed(target.key) and target.seen:
-                flood = self._judge(target, elapsed)
-                if flood is not None:
-                    floods.append(flood)
-        self._table.close()
-        return floods
-
-    def _one_way(self, target: _Destination) -> int:
+    def _share(self, what: str, target: _Destination) -> float:
         """
-        The target's packets from sources it did not answer (allowed
-        sources left out).
+        The share of the target's packets from sources it did not answer
+        (allowed sources left out), in both generations.
         """
-        answered = target.answered
+        sources, untracked = target.all_sources(self._sources_max)
+        answered, past = target.answered, target.past_answered
         screen = bool(self.context.allow or self._allow)
-        one_way = sum(n for addr, n in target.sources.items()
-                      if addr not in answered and not (screen and self._allowed(addr)))
-        if target.replies_other < self.settings.reply_ratio * target.untracked:
-            one_way += target.untracked
-        return one_way
+        one_way = sum(n for addr, n in sources.items()
+                      if addr not in answered and addr not in past
+                      and not (screen and self._allowed(addr)))
+        replies_other = target.replies_other + target.past_replies_other
+        if replies_other < self.settings.reply_ratio * untracked:
+            one_way += untracked
+        attributed = sum(sources.values()) + untracked
+        return one_way / attributed if attributed else 0.0
 
-    def _judge(self, target: _Destination, elapsed: float) -> Optional[Flood]:
+    def _describe(self, what, target, total, span, share, now) -> Flood:
         settings = self.settings
-        one_way = self._one_way(target)
-        rate = one_way / elapsed
-        bps = target.octets / target.seen * one_way * 8 / elapsed
-        if rate < settings.packets_per_second and bps < settings.bits_per_second:
-            return None
+        rate, bps = self._measures(total, span, share)
         dst = address_text(target.key)
         sources, single, phrase = describe_sources(target, settings)
-        ports = target.ports
-        sports = heapq.nlargest(5, target.sports.items(), key=lambda kv: kv[1])
-        with_ports = target.seen - target.fragments
+        ports = target.ports | target.past_ports
+        ports_at_cap = len(ports) >= settings.ports_max
+        ports = sorted(ports)[:settings.ports_max]
+        all_sports, other = merge_counts(target.sports, target.past_sports, _SPORTS_MAX)
+        sports = heapq.nlargest(5, all_sports.items(), key=lambda kv: kv[1])
+        with_ports = (sum(all_sports.values()) + other + target.sports_other
+                      + target.past_sports_other)
         reflector = None
         if sports and sports[0][1] >= 0.5 * with_ports:
             reflector = AMPLIFIERS.get(sports[0][0])
@@ -235,28 +261,29 @@ class UdpFloodDetector(WindowedDetector):
             technique = "few_ports"
         evidence = {
             "technique": technique,
-            "packets_per_second": per_second(target.packets, elapsed),
+            "packets_per_second": per_second(total.packets, span),
             "one_way_per_second": round(rate, 1),
             "bits_per_second": round(bps),
-            "mean_octets": round(target.octets / target.seen),
-            "replies_per_second": per_second(target.replies, elapsed),
-            "answered_sources": len(target.answered),
+            "mean_octets": round(mean(total.octets, total.seen)),
+            "replies_per_second": per_second(total.replies, span),
+            "answered_sources": len(target.answered | target.past_answered),
             "ports_count": len(ports),
-            "ports_at_cap": len(ports) >= settings.ports_max,
-            "ports": sorted(ports)[:EVIDENCE_ITEMS],
+            "ports_at_cap": ports_at_cap,
+            "ports": ports[:EVIDENCE_ITEMS],
             "top_source_ports": [{"sport": p, "packets": n} for p, n in sports],
-            "fragments": target.fragments,
+            "fragments": total.fragments,
             **sources,
             "reason": reason(rate, settings.packets_per_second, "unanswered packets", bps,
                              settings.bits_per_second),
-            **self._window_evidence(elapsed, packets_per_second=settings.packets_per_second,
+            **self._window_evidence(target, span, now,
+                                    packets_per_second=settings.packets_per_second,
                                     bits_per_second=settings.bits_per_second),
             "samples": target.sample_lines(),
         }
         if reflector is not None:
             evidence["reflected_service"] = reflector
-        where = (f"port {min(ports)}" if len(ports) == 1
-                 else f"{len(ports):,}{'+' if evidence['ports_at_cap'] else ''} ports")
+        where = (f"port {ports[0]}" if len(ports) == 1
+                 else f"{len(ports):,}{'+' if ports_at_cap else ''} ports")
         how = f"{reflector} reflection " if reflector is not None else ""
         summary = (f"UDP {how}flood on {dst}: {rate:,.0f} unanswered packets/s "
                    f"({bps / 1e6:,.1f} Mbit/s) to {where} from {phrase}")
@@ -303,7 +330,7 @@ class DnsAmplificationSettings(FloodSettings):
 #: Query types asked of reflectors for their large answers (Rossow,
 #: "Amplification Hell", NDSS 2014; RFC 8482 section 1 for ANY).
 AMPLIFYING_QTYPES = frozenset({255, 16, 48, 46, 43})  # ANY TXT DNSKEY RRSIG DS
-#: Distinct query types and names counted per victim and window.
+#: Distinct query types and names counted per victim and generation.
 _QTYPES_MAX = 32
 _QNAMES_MAX = 32
 #: Clients whose refused queries make their responses unjudged, at most.
@@ -311,30 +338,41 @@ _BLIND_MAX = 1024
 _DNS_LARGEST = 4096  # octets: the usual EDNS buffer that reflectors fill
 
 
+class _DnsBucket(Bucket):
+    """
+    A victim's unsolicited responses in a bucket.
+
+    :ivar message_octets: DNS message octets of the C{seen} responses.
+    """
+
+    __slots__ = ("message_octets",)
+    counters = Bucket.counters + __slots__
+
+
 class _Victim(Suspect):
     """
     A host receiving DNS responses it never asked for.
 
-    :ivar message_octets: DNS message octets of the C{seen} responses.
-    :ivar qtypes: query type to responses, at most L{_QTYPES_MAX} types.
+    :ivar qtypes: query type to responses, at most L{_QTYPES_MAX} types, in
+        the current generation (C{past_qtypes} the previous one).
     :ivar qnames: query name to responses, at most L{_QNAMES_MAX} names.
     :ivar samples: ``(packet, qtype, qname)`` of the newest few.
     """
 
-    __slots__ = ("message_octets", "qtypes", "qnames")
+    __slots__ = ("qtypes", "qnames", "past_qtypes", "past_qnames")
 
-    def __init__(self, key, pre, ts):
-        super().__init__(key, pre, ts)
-        self._clear()
+    bucket_type = _DnsBucket
 
-    def _clear(self) -> None:
-        self.message_octets = 0
+    def __init__(self, key, pre, ts, previous, start):
+        super().__init__(key, pre, ts, previous, start)
         self.qtypes: dict[int, int] = {}
         self.qnames: dict[str, int] = {}
+        self.new_generation(ts)
 
-    def reset(self) -> None:
-        super().reset()
-        self._clear()
+    def new_generation(self, now: float) -> None:
+        super().new_generation(now)
+        self.past_qtypes, self.past_qnames = self.qtypes, self.qnames
+        self.qtypes, self.qnames = {}, {}
 
     def sample_lines(self) -> list[str]:
         return [f"{packet_line(p)} dns response {qtype_text(qtype)} {qname or '.'}"
@@ -349,7 +387,7 @@ def _bump(table: dict, key, limit: int) -> None:
         table[key] = 1
 
 
-class DnsAmplificationDetector(WindowedDetector):
+class DnsAmplificationDetector(SlidingDetector):
     """
     DNS amplification: responses arriving for a host that never sent their
     query, at C{responses_per_second} with a mean size of C{mean_octets}, or
@@ -371,6 +409,7 @@ class DnsAmplificationDetector(WindowedDetector):
         super().__init__(settings, context)
         self._table = KeyTable(_Victim, settings, settings.responses_per_second,
                                settings.bits_per_second, _DNS_LARGEST)
+        self._tables = [("dns", self._table)]
         self._suspects = self._table.suspects
         self._sources_max = settings.sources_max
         self._pending: set[int] = set()
@@ -428,78 +467,86 @@ class DnsAmplificationDetector(WindowedDetector):
         datagram = frame[offset - 4] << 8 | frame[offset - 3]
         ip_header = packet.ip_len - packet.payload_len - 8
         target.add(packet, self._sources_max, ip_header + datagram)
-        target.message_octets += datagram - 8
+        target.bucket.message_octets += datagram - 8
         _bump(target.qtypes, message.qtype, _QTYPES_MAX)
         _bump(target.qnames, message.qname, _QNAMES_MAX)
         target.samples.append((packet, message.qtype, message.qname))
 
-    def _judge_window(self, now: float, elapsed: float) -> list[Flood]:
-        floods = []
-        for target in self._suspects.values():
-            if target.seen and not self._allowed(target.key):
-                flood = self._judge(target, elapsed)
-                if flood is not None:
-                    floods.append(flood)
-        self._table.close()
+    def _rotate(self, now: float) -> None:
+        super()._rotate(now)
         timeout = self.settings.query_timeout
         if self._rotated is None or now < self._rotated:
             self._rotated = now
-        elif now - self._rotated >= timeout:
+        elif now - self._rotated >= timeout - TOLERANCE:
             self.queries_expired += len(self._old)
             self._old = self._pending
             self._pending = set()
             self._rotated = now
             self._blind = {a: t for a, t in self._blind.items() if now - t < 2 * timeout}
-        return floods
 
-    def _judge(self, target: _Victim, elapsed: float) -> Optional[Flood]:
+    def _measures(self, total: _DnsBucket, span: float,
+                  share: float) -> tuple[float, float, float]:
+        """
+        Unsolicited responses per second, their mean DNS message octets,
+        and their bits per second (whole datagrams).
+        """
+        count = total.packets * share
+        return (count / span, mean(total.message_octets, total.seen),
+                mean(total.octets, total.seen) * count * 8 / span)
+
+    def _strength(self, what, target, total, span, share) -> float:
+        rate, _, bps = self._measures(total, span, share)
         settings = self.settings
-        count = target.packets - self._allowed_packets(target)
-        if count <= 0:
-            return None
-        rate = count / elapsed
-        mean = target.message_octets / target.seen
-        bps = target.octets / target.seen * count * 8 / elapsed
-        if not ((rate >= settings.responses_per_second and mean >= settings.mean_octets)
-                or bps >= settings.bits_per_second):
-            return None
+        return max(rate / settings.responses_per_second, bps / settings.bits_per_second)
+
+    def _crosses(self, what, target, total, span, share) -> bool:
+        rate, size, bps = self._measures(total, span, share)
+        settings = self.settings
+        return ((rate >= settings.responses_per_second and size >= settings.mean_octets)
+                or bps >= settings.bits_per_second)
+
+    def _describe(self, what, target, total, span, share, now) -> Flood:
+        settings = self.settings
+        rate, size, bps = self._measures(total, span, share)
         dst = address_text(target.key)
         reflectors, single, phrase = describe_sources(target, settings, "reflectors",
                                                       spoofable=False)
-        qtypes = heapq.nlargest(10, target.qtypes.items(), key=lambda kv: kv[1])
-        qnames = heapq.nlargest(5, target.qnames.items(), key=lambda kv: kv[1])
-        amplifying = sum(n for qtype, n in target.qtypes.items() if qtype in AMPLIFYING_QTYPES)
+        all_qtypes = merge_counts(target.qtypes, target.past_qtypes, _QTYPES_MAX)[0]
+        all_qnames = merge_counts(target.qnames, target.past_qnames, _QNAMES_MAX)[0]
+        qtypes = heapq.nlargest(10, all_qtypes.items(), key=lambda kv: kv[1])
+        qnames = heapq.nlargest(5, all_qnames.items(), key=lambda kv: kv[1])
+        amplifying = sum(n for qtype, n in all_qtypes.items() if qtype in AMPLIFYING_QTYPES)
         evidence = {
             "technique": "reflection",
             "responses_per_second": round(rate, 1),
             "bits_per_second": round(bps),
-            "mean_response_octets": round(mean),
-            "responses": count,
+            "mean_response_octets": round(size),
+            "responses": round(rate * span),
             "qtypes": {qtype_text(qtype): n for qtype, n in qtypes},
             "amplifying_qtypes": amplifying,
             "qnames": [{"qname": name, "responses": n} for name, n in qnames],
             **reflectors,
-            "reason": self._reason(rate, mean, bps),
-            **self._window_evidence(elapsed,
+            "reason": self._reason(rate, size, bps),
+            **self._window_evidence(target, span, now,
                                     responses_per_second=settings.responses_per_second,
                                     mean_octets=settings.mean_octets,
                                     bits_per_second=settings.bits_per_second),
             "samples": target.sample_lines(),
         }
         mostly = ""
-        if qtypes and qtypes[0][1] >= 0.5 * target.seen:
+        if qtypes and qtypes[0][1] >= 0.5 * sum(all_qtypes.values()):
             mostly = f", mostly {qtype_text(qtypes[0][0])}"
         summary = (f"DNS amplification against {dst}: {rate:,.0f} unsolicited responses/s "
-                   f"({bps / 1e6:,.1f} Mbit/s, mean {mean:,.0f} octets) from {phrase}{mostly}")
+                   f"({bps / 1e6:,.1f} Mbit/s, mean {size:,.0f} octets) from {phrase}{mostly}")
         return self._flood(target.key, (rate / settings.responses_per_second,
                            bps / settings.bits_per_second), summary, single, dst, evidence)
 
-    def _reason(self, rate: float, mean: float, bps: float) -> str:
+    def _reason(self, rate: float, size: float, bps: float) -> str:
         settings = self.settings
         crossed = []
-        if rate >= settings.responses_per_second and mean >= settings.mean_octets:
+        if rate >= settings.responses_per_second and size >= settings.mean_octets:
             crossed.append(f"{rate:,.0f} unsolicited responses/s >= "
-                           f"{settings.responses_per_second:,g} of mean {mean:,.0f} octets "
+                           f"{settings.responses_per_second:,g} of mean {size:,.0f} octets "
                            f">= {settings.mean_octets:,g}")
         return " and ".join(crossed + bits_crossed(bps, settings.bits_per_second))
 

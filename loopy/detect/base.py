@@ -74,7 +74,7 @@ class DetectorSettings:
     """
     Settings every detector has.  A detector's settings class derives from
     this and adds its thresholds, each with a default and its reason in the
-    docstring (docs/reference.md lists them all).
+    docstring (docs/detectors/ lists them all).
 
     :ivar enabled: run this detector.
     :ivar allow: networks (CIDR text, ``192.0.2.0/24``, ``2001:db8::1``)

@@ -15,7 +15,7 @@ The settings file is TOML (``twistd loopy-agent --detect-config FILE``)::
     allow = ["198.51.100.0/24"]
 
 Unknown tables or keys are errors, so a misspelt threshold cannot pass
-silently.  docs/reference.md lists every key with its default and reason.
+silently.  docs/detectors/ lists every key with its default and reason.
 """
 
 from __future__ import annotations
@@ -211,9 +211,9 @@ class DetectAnalyser:
             gateways=gateways)
         self.detectors = build_detectors(settings, self.context)
         self._dns_ports = config.dns_ports
-        self._book = book or AlertBook("", 0, update_interval=settings.update_interval,
-                                       quiet_after=settings.quiet_after,
-                                       max_active=settings.max_active_alerts)
+        self._book = book if book is not None else AlertBook(
+            "", 0, update_interval=settings.update_interval,
+            quiet_after=settings.quiet_after, max_active=settings.max_active_alerts)
         self._check_interval = settings.check_interval
         self._next_check = 0.0
         self.errors = 0
