@@ -5,17 +5,20 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# libpcap compiles capture filters; the rest are the end-to-end tests' real clients.
+# libpcap compiles capture filters; the rest are the end-to-end tests' real clients,
+# and the attack tests' real attack tools (tests/support/attacks.py, also bench/detect).
 RUN_DEBS := libpcap0.8
-TEST_DEBS := libpcap0.8 dnsutils tcpdump tmux iproute2 procps
+TEST_DEBS := libpcap0.8 dnsutils tcpdump tmux iproute2 procps \
+	nmap hping3 dsniff iputils-arping iputils-ping curl
 # The capture benchmark's contenders (tcpdump, tshark), the generator's compiler and
 # headers, and the tools it reads the host's counters with (procps, iproute2).
 BENCH_DEBS := tcpdump tshark gcc libc6-dev libpcap0.8 procps iproute2
 BENCH_DIR := build/bench
 BENCH_ARGS ?=
+BENCH_DETECT_ARGS ?=
 SOURCES := pyproject.toml $(shell find loopy twisted -name '*.py' 2>/dev/null)
 
-.PHONY: run test setup debs-run debs-test bench debs-bench clean
+.PHONY: run test setup debs-run debs-test bench bench-detect debs-bench clean
 
 run: debs-run setup
 	$(BIN)/loopy-local
@@ -29,6 +32,11 @@ bench: debs-bench setup
 	mkdir -p $(BENCH_DIR)
 	gcc -O2 -Wall -o $(BENCH_DIR)/trafficgen bench/trafficgen.c
 	$(BIN)/python bench/capture --build $(BENCH_DIR) $(BENCH_ARGS)
+
+# As root: attacks in network namespaces it makes; detection latency per detector
+# and false alerts (bench/README.md), about 5 minutes; BENCH_DETECT_ARGS=--quick: 1.5.
+bench-detect: debs-test setup
+	$(BIN)/python bench/detect $(BENCH_DETECT_ARGS)
 
 setup: $(VENV)/.installed
 

@@ -57,6 +57,7 @@ from scapy.layers.l2 import ARP, Ether  # noqa: E402
 from loopy.analysis.base import AnalyserConfig  # noqa: E402
 from loopy.analysis.dns import DnsAnalyser  # noqa: E402
 from loopy.analysis.ip import IpAnalyser  # noqa: E402
+from loopy.detect.host import DetectAnalyser  # noqa: E402
 from loopy.analysis.tcp import TcpAnalyser  # noqa: E402
 from loopy.dissect.headers import decode  # noqa: E402
 
@@ -362,7 +363,8 @@ def describe(frames) -> str:
 
 
 def _analysers(names, config):
-    kinds = {"ip": IpAnalyser, "tcp": TcpAnalyser, "dns": DnsAnalyser}
+    kinds = {"ip": IpAnalyser, "tcp": TcpAnalyser, "dns": DnsAnalyser,
+             "detect": DetectAnalyser}
     return [kinds[name](config) for name in names]
 
 
@@ -418,7 +420,8 @@ STAGES = {
     "decode+ip": ("ip",),
     "decode+tcp": ("tcp",),
     "decode+dns": ("dns",),
-    "decode+all": ("ip", "tcp", "dns"),
+    "decode+detect": ("detect",),
+    "decode+all": ("ip", "tcp", "dns", "detect"),
 }
 
 
@@ -540,7 +543,7 @@ def memory_child(flows: int) -> None:
     In a child process: feed C{flows} distinct flows to fresh analysers and
     print the memory they hold, one ``name value`` per line.
     """
-    analysers = _analysers(("ip", "tcp", "dns"), AnalyserConfig())
+    analysers = _analysers(("ip", "tcp", "dns", "detect"), AnalyserConfig())
     observers = [a.observe for a in analysers]
     for frame, ts, out in distinct_flows(1):  # scapy builds its shapes here
         pass
