@@ -75,7 +75,7 @@ class AlertBookTests(SynchronousTestCase):
         self.signal(T0)
         critical = self.signal(T0 + 0.1, severity="critical")
         self.assertEqual((critical.revision, critical.severity), (1, "critical"))
-        later = self.signal(T0 + 2, severity="warning")
+        later = self.signal(T0 + 2, severity="warning", ports=30)
         self.assertEqual(later.severity, "critical")
 
     def test_over(self):
@@ -84,7 +84,7 @@ class AlertBookTests(SynchronousTestCase):
         revision, state over; a later signal raises a new alert.
         """
         self.signal(T0)
-        self.signal(T0 + 5)  # emitted as revision 1
+        self.signal(T0 + 5, ports=30)  # emitted as revision 1
         self.assertEqual(self.book.sweep(T0 + 14.9), [])
         (over,) = self.book.sweep(T0 + 15)
         self.assertEqual((over.seq, over.revision, over.state, over.updated),
@@ -110,7 +110,7 @@ class AlertBookTests(SynchronousTestCase):
             self.signal(T0, subject=f"192.0.2.{n}")
         self.assertIsNone(self.signal(T0, subject="192.0.2.99"))
         self.assertEqual((self.book.suppressed, len(self.book)), (1, 3))
-        self.assertIsNotNone(self.signal(T0 + 1, subject="192.0.2.0"))
+        self.assertIsNotNone(self.signal(T0 + 1, subject="192.0.2.0", ports=30))
 
     def test_recent(self):
         """
@@ -150,8 +150,25 @@ class AlertBookTests(SynchronousTestCase):
 
     def test_counts(self):
         self.signal(T0)
-        self.signal(T0 + 2)
+        self.signal(T0 + 2, ports=30)
         self.book.sweep(T0 + 20)
         self.assertEqual(self.book.counts(), {
             "alerts_open": 0, "alerts_raised": 1, "alerts_updated": 1,
             "alerts_ended": 1, "alerts_suppressed": 0})
+
+
+class UnchangedTests(SynchronousTestCase):
+    def test_noUpdateWhenNothingChanged(self):
+        """
+        A signal that says the same as the alert already does sends no
+        update, however often it comes, but keeps the alert open.
+        """
+        emitted = []
+        book = AlertBook("web1", 7, emit=emitted.append, quiet_after=10.0)
+        for n in range(20):
+            book.signal("arp_spoof", "192.0.2.1", T0 + n, "critical", "same",
+                        src="192.0.2.1", evidence={"macs": 2})
+        self.assertEqual([a.revision for a in emitted], [0])
+        self.assertEqual(book.sweep(T0 + 28), [])
+        (over,) = book.sweep(T0 + 29)
+        self.assertEqual((over.revision, over.state), (1, OVER))

@@ -38,8 +38,8 @@ class AlertBook:
 
     A detector calls L{signal} whenever it finds its condition true (at
     every evaluation while it holds); the book raises a new alert the first
-    time, sends an update (a new revision) at most every
-    C{update_interval} seconds after that, or at once when the severity
+    time, sends an update (a new revision) when what it says changed, at
+    most every C{update_interval} seconds, or at once when the severity
     rises, and ends the alert (state L{OVER}) once nobody has signalled it
     for its C{quiet_after} seconds (L{sweep}).
 
@@ -156,6 +156,10 @@ class AlertBook:
         rising = SEVERITIES.index(severity) > SEVERITIES.index(old.severity)
         # Severity never falls within one alert: the worst seen is the truth.
         severity = severity if rising else old.severity
+        if not rising and (summary, src, dst, evidence) == (
+                old.summary, old.src, old.dst, old.evidence):
+            # Nothing new to say: no update (the alert stays open).
+            return None
         entry.alert = evolve(old, updated=now, severity=severity, summary=summary,
                              src=src, dst=dst, evidence=evidence)
         if rising or now - entry.last_emit >= self.update_interval:
