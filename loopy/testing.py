@@ -187,6 +187,49 @@ def alert(agent_id: str = "agent-a", seq: int = 1, revision: int = 0,
     )
 
 
+def newest_revisions(emitted, kind=None) -> list:
+    """
+    The newest revision of each alert in C{emitted} (an alert book's
+    emitted revisions, in order), of C{kind} if given, by seq.
+    """
+    newest = {}
+    for alert in emitted:
+        if kind is None or alert.kind == kind:
+            newest[alert.seq] = alert
+    return [newest[seq] for seq in sorted(newest)]
+
+
+class DetectorDriver:
+    """
+    A test case mixin driving C{self.detector} with C{self.book} (whose
+    revisions go to C{self.emitted}) as the detect analyser does: evaluate
+    and sweep every 0.25 s of capture time.
+    """
+
+    def check(self, now):
+        self.next_check = now + 0.25
+        self.detector.evaluate(now, self.book)
+        self.book.sweep(now)
+
+    def idle(self, start, seconds):
+        """
+        Evaluate every 0.25 s from C{start} for C{seconds}, with no packets.
+        """
+        for i in range(int(seconds / 0.25) + 1):
+            self.check(start + i * 0.25)
+
+    def alerts(self, kind=None):
+        """
+        The newest revision of each alert (of C{kind}), by seq.
+        """
+        return newest_revisions(self.emitted, kind)
+
+    def only_alert(self):
+        alerts = self.alerts()
+        self.assertEqual(len(alerts), 1, [a.summary for a in alerts])
+        return alerts[0]
+
+
 def hub_info(**changes) -> HubInfo:
     values = dict(
         name="hub-a",

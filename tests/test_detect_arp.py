@@ -25,6 +25,7 @@ from loopy.detect.host import DetectAnalyser, DetectSettings, detector_plugins, 
 from loopy.dissect.headers import decode
 from loopy.errors import ConfigError
 from loopy.model import CRITICAL, OVER, WARNING
+from loopy.testing import newest_revisions
 
 GW_IP, GW_MAC = "192.0.2.1", "02:00:00:00:00:01"
 ME_IP, ME_MAC = "192.0.2.10", "02:00:00:00:00:10"
@@ -114,14 +115,7 @@ class ArpTestCase(SynchronousTestCase):
                 next_check = ts + step
 
     def alerts(self, kind=None):
-        """
-        The newest revision of each alert emitted, by seq.
-        """
-        newest = {}
-        for alert in self.emitted:
-            if kind is None or alert.kind == kind:
-                newest[alert.seq] = alert
-        return [newest[seq] for seq in sorted(newest)]
+        return newest_revisions(self.emitted, kind)
 
     def reasons(self):
         return sorted((a.kind, a.evidence.get("reason")) for a in self.alerts())

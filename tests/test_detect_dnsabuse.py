@@ -29,6 +29,7 @@ from loopy.dissect.dns import DnsMessage, parse_message
 from loopy.dissect.headers import address_text, decode
 from loopy.errors import ConfigError
 from loopy.model import OVER
+from loopy.testing import newest_revisions
 
 CLIENT = "192.0.2.9"
 RESOLVER = "192.0.2.53"
@@ -85,14 +86,7 @@ class Harness:
         self.book.sweep(now)
 
     def alerts(self, kind=None):
-        """
-        The newest revision of each alert (of C{kind}), by seq.
-        """
-        newest = {}
-        for alert in self.emitted:
-            if kind is None or alert.kind == kind:
-                newest[alert.seq] = alert
-        return [newest[seq] for seq in sorted(newest)]
+        return newest_revisions(self.emitted, kind)
 
 
 class NamesTests(SynchronousTestCase):

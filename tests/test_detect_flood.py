@@ -35,6 +35,7 @@ from loopy.dissect.dns import parse_message
 from loopy.dissect.headers import decode
 from loopy.errors import ConfigError
 from loopy.model import ACTIVE, OVER
+from loopy.testing import DetectorDriver
 
 T0 = 1_700_000_000.0
 MACS = dict(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
@@ -141,7 +142,7 @@ def at_rate(rate, start, duration):
     return [start + i / rate for i in range(int(rate * duration))]
 
 
-class FloodTestCase(SynchronousTestCase):
+class FloodTestCase(DetectorDriver, SynchronousTestCase):
     """
     A detector with its own alert book, and a driver that evaluates every
     0.25 s of capture time as the detect analyser does.
@@ -193,32 +194,6 @@ class FloodTestCase(SynchronousTestCase):
                 self.detector.observe(packets[i])
                 i += 1
             self.check(now)
-
-    def check(self, now):
-        self.next_check = now + 0.25
-        self.detector.evaluate(now, self.book)
-        self.book.sweep(now)
-
-    def idle(self, start, seconds):
-        """
-        Evaluate every 0.25 s from C{start} for C{seconds}, with no packets.
-        """
-        for i in range(int(seconds / 0.25) + 1):
-            self.check(start + i * 0.25)
-
-    def alerts(self):
-        """
-        The newest revision of each alert, by seq.
-        """
-        newest = {}
-        for alert in self.emitted:
-            newest[alert.seq] = alert
-        return [newest[seq] for seq in sorted(newest)]
-
-    def only_alert(self):
-        alerts = self.alerts()
-        self.assertEqual(len(alerts), 1, [a.summary for a in alerts])
-        return alerts[0]
 
     def assertNear(self, value, expected, delta):
         self.assertLessEqual(abs(value - expected), delta, f"{value} is not {expected} ± {delta}")

@@ -25,6 +25,7 @@ from loopy.detect.scan import PortScanDetector, PortScanSettings
 from loopy.dissect.headers import decode
 from loopy.errors import ConfigError
 from loopy.model import OVER
+from loopy.testing import DetectorDriver
 
 T0 = 1_700_000_000.0
 MACS = dict(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
@@ -149,7 +150,7 @@ def decode_ip(text: str) -> bytes:
     return ipaddress.ip_address(text).packed
 
 
-class ScanTestCase(SynchronousTestCase):
+class ScanTestCase(DetectorDriver, SynchronousTestCase):
     """
     A detector on a host whose address is L{HOST} and L{HOST6}, an alert
     book, and a driver that evaluates every 0.25 s of capture time as the
@@ -176,33 +177,6 @@ class ScanTestCase(SynchronousTestCase):
                 self.check(packet.ts)
         if packets:
             self.check(packets[-1].ts)
-
-    def check(self, now):
-        self.next_check = now + 0.25
-        self.detector.evaluate(now, self.book)
-        self.book.sweep(now)
-
-    def idle(self, start, seconds):
-        """
-        Evaluate every 0.25 s from C{start} for C{seconds}, with no packets.
-        """
-        steps = int(seconds / 0.25)
-        for i in range(steps + 1):
-            self.check(start + i * 0.25)
-
-    def alerts(self):
-        """
-        The newest revision of each alert, by seq.
-        """
-        newest = {}
-        for alert in self.emitted:
-            newest[alert.seq] = alert
-        return [newest[seq] for seq in sorted(newest)]
-
-    def only_alert(self):
-        alerts = self.alerts()
-        self.assertEqual(len(alerts), 1, [a.summary for a in alerts])
-        return alerts[0]
 
 
 class SynScanTests(ScanTestCase):
