@@ -134,6 +134,18 @@ class Processes:
         ])
 
 
+def start_processes(case: unittest.TestCase) -> Processes:
+    """
+    Give C{case} a fresh directory (C{case.directory}) and a L{Processes}
+    in it (C{case.procs}), stopped when the test ends.
+    """
+    case.directory = Path(case.mktemp())
+    case.directory.mkdir(parents=True)
+    case.procs = Processes(case.directory)
+    case.addCleanup(case.procs.stop_all)
+    return case.procs
+
+
 def poll(check: Callable[[], Any], timeout: float, interval: float = 0.25,
          what: str = "condition") -> defer.Deferred:
     """
@@ -237,10 +249,7 @@ class FleetCase(unittest.TestCase):
     def setUp(self):
         require_root()
         self.dig = require_tool("dig")
-        self.directory = Path(self.mktemp())
-        self.directory.mkdir(parents=True)
-        self.procs = Processes(self.directory)
-        self.addCleanup(self.procs.stop_all)
+        start_processes(self)
         self.hub_port = free_port()
         self.agent_id = f"e2e-{os.getpid()}"
         self.dns_addr = loopback_address()

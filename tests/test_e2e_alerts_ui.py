@@ -31,10 +31,7 @@ class AlertScreenTests(unittest.TestCase):
     timeout = 120
 
     def setUp(self):
-        self.directory = Path(self.mktemp())
-        self.directory.mkdir(parents=True)
-        self.procs = e2e.Processes(self.directory)
-        self.addCleanup(self.procs.stop_all)
+        e2e.start_processes(self)
         self.hub_port = e2e.free_port()
         self.agent_id = f"al-{os.getpid()}"  # fits the alert screen's agent column
         self.procs.start_hub("hub", self.hub_port)

@@ -639,10 +639,7 @@ class EndToEndReplayTests(unittest.TestCase):
     timeout = 90
 
     def setUp(self):
-        self.directory = Path(self.mktemp())
-        self.directory.mkdir(parents=True)
-        self.procs = e2e.Processes(self.directory)
-        self.addCleanup(self.procs.stop_all)
+        e2e.start_processes(self)
         self.hub_port = e2e.free_port()
 
     @defer.inlineCallbacks
