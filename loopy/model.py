@@ -605,6 +605,17 @@ class HubInfo:
     :ivar alerts_held: alerts in the hub's bounded alert table.
     :ivar alerts_dropped: alerts dropped from that table at its bound
         (oldest ended first), cumulative.
+    :ivar peers_linked: other hubs with a live peer link to this one.
+    :ivar gossip_bytes_in: octets received on peer links, cumulative.
+    :ivar gossip_bytes_out: octets sent on peer links, cumulative.
+    :ivar entries_replicated: replicated entries (reports, agent links,
+        alerts, acknowledgements, hub heartbeats) this hub took from peers
+        because they were newer than what it held, cumulative.
+    :ivar report_age_p50: median age of the agent reports this hub merged
+        over the last minute, directly or from peers: hub clock at merge
+        minus the report's C{ts} (seconds; includes clock skew between
+        the agent and the hub).
+    :ivar report_age_p99: the 99th percentile of the same, seconds.
     """
 
     name: str
@@ -618,6 +629,46 @@ class HubInfo:
     protocol_errors: int = 0
     alerts_held: int = 0
     alerts_dropped: int = 0
+    peers_linked: int = 0
+    gossip_bytes_in: int = 0
+    gossip_bytes_out: int = 0
+    entries_replicated: int = 0
+    report_age_p50: float = 0.0
+    report_age_p99: float = 0.0
+
+
+#: A hub's state as another hub (and its UIs) see it: the hub itself, a hub
+#: with a live peer link to it, a hub heard of through the mesh only, or one
+#: not heard from for the mesh's peer timeout.
+SELF = "self"
+LINKED = "linked"
+REACHABLE = "reachable"
+DOWN = "down"
+
+
+@frozen
+class HubState:
+    """
+    One hub of the mesh, as the hub a UI talks to knows it (from the
+    heartbeats that travel in the gossip, see L{loopy.hub.mesh}).
+
+    :ivar name: the hub's name (its ``--name``).
+    :ivar endpoint: the endpoint it listens on, as it says.
+    :ivar state: L{SELF}, L{LINKED}, L{REACHABLE} or L{DOWN}.
+    :ivar last_heard: this hub's clock when the newest heartbeat of that
+        hub arrived (seconds since the Unix epoch), or None if never.
+    :ivar epoch: the hub's run (its start time in microseconds).
+    :ivar agents_linked: agents linked to that hub, as of its heartbeat.
+    :ivar peers: names of the hubs it has live peer links to.
+    """
+
+    name: str
+    endpoint: str
+    state: str
+    last_heard: Optional[float] = None
+    epoch: int = 0
+    agents_linked: int = 0
+    peers: tuple[str, ...] = ()
 
 
 @frozen
@@ -625,6 +676,8 @@ class FleetView:
     """
     What a UI is shown: the hub, every agent it knows, and alerts.
 
+    :ivar hubs: every hub of the mesh this hub knows, itself first, then
+        by name.
     :ivar alerts: every alert the hub holds, newest first, in the answers
         to L{loopy.wire.Watch} and L{loopy.wire.GetFleet}; empty in the
         periodic L{loopy.wire.FleetUpdate} pushes, since alert changes reach
@@ -634,6 +687,7 @@ class FleetView:
     hub: HubInfo
     agents: tuple[AgentEntry, ...] = ()
     alerts: tuple[AlertEntry, ...] = ()
+    hubs: tuple[HubState, ...] = ()
 
 
 def summarize(report: AgentReport) -> AgentSummary:

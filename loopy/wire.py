@@ -208,7 +208,10 @@ class Record(amp.Argument):
 
 class AgentHello(amp.Command):
     """
-    An agent introduces itself; sent first on every link.
+    An agent introduces itself; sent first on every link.  C{link} counts
+    the links this agent run has made, from 1: it orders the agent's links
+    to different hubs across the mesh (the newest link says which hub the
+    agent reports through).  Agents before the mesh send none (0).
     """
 
     arguments = [
@@ -216,6 +219,7 @@ class AgentHello(amp.Command):
         (b"hostname", amp.Unicode()),
         (b"epoch", amp.Integer()),
         (b"version", amp.Unicode()),
+        (b"link", amp.Integer(optional=True)),
     ]
     response = [(b"hub", amp.Unicode())]
     errors = {WireError: b"WIRE_ERROR"}

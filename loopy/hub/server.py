@@ -74,7 +74,7 @@ class HubProtocol(BoundedAMP):
         self.hub.connection_lost(self)
 
     @AgentHello.responder
-    def agent_hello(self, agent_id, hostname, epoch, version):
+    def agent_hello(self, agent_id, hostname, epoch, version, link=None):
         if self.agent_id is not None and self.agent_id != agent_id:
             raise WireError("this link already belongs to agent " + self.agent_id)
         if not agent_id:
