@@ -611,11 +611,11 @@ class HubInfo:
     :ivar entries_replicated: replicated entries (reports, agent links,
         alerts, acknowledgements, hub heartbeats) this hub took from peers
         because they were newer than what it held, cumulative.
-    :ivar report_age_p50: median age of the agent reports this hub merged
-        over the last minute, directly or from peers: hub clock at merge
-        minus the report's C{ts} (seconds; includes clock skew between
-        the agent and the hub).
-    :ivar report_age_p99: the 99th percentile of the same, seconds.
+    :ivar replication_age_p50: median age of the agent reports this hub
+        took from peers over the last minute: hub clock at merge minus the
+        report's C{ts} (seconds; includes clock skew between the agent's
+        host and this hub's).
+    :ivar replication_age_p99: the 99th percentile of the same, seconds.
     """
 
     name: str
@@ -633,8 +633,8 @@ class HubInfo:
     gossip_bytes_in: int = 0
     gossip_bytes_out: int = 0
     entries_replicated: int = 0
-    report_age_p50: float = 0.0
-    report_age_p99: float = 0.0
+    replication_age_p50: float = 0.0
+    replication_age_p99: float = 0.0
 
 
 #: A hub's state as another hub (and its UIs) see it: the hub itself, a hub
