@@ -531,6 +531,75 @@ class AgentReport:
         return (self.epoch, self.seq)
 
 
+@frozen
+class AgentLink:
+    """
+    Which hub an agent is linked to, as that hub says (replicated in the
+    mesh).  Of two for one agent the one with the higher C{order} holds:
+    a later run, a later link, and of one link its end after its start.
+
+    :ivar hub: the hub's name.
+    :ivar link: the agent's count of its links in this run
+        (L{loopy.wire.AgentHello}'s ``link``), 0 if it does not count.
+    :ivar up: True when the link opened, False when it closed.
+    """
+
+    agent_id: str = field(validator=instance_of(str))
+    hostname: str
+    hub: str
+    epoch: int = field(validator=_nonneg())
+    link: int = field(validator=_nonneg())
+    up: bool
+
+    @property
+    def order(self) -> tuple[int, int, int]:
+        return (self.epoch, self.link, 0 if self.up else 1)
+
+
+@frozen
+class Acknowledgement:
+    """
+    A user acknowledged alert ``(agent_id, epoch, seq)`` at hub clock
+    C{at} (replicated in the mesh).  Of two for one alert the earlier
+    holds (ties: the greater C{by}), so every hub keeps the same one.
+    """
+
+    agent_id: str
+    epoch: int
+    seq: int
+    by: str
+    at: float
+
+    @property
+    def order(self) -> tuple[float, str]:
+        return (-self.at, self.by)
+
+
+@frozen
+class HubBeat:
+    """
+    A hub's heartbeat, replicated in the mesh about once a second: how the
+    other hubs know it is alive, where it listens, and its peer links.
+
+    :ivar started: hub clock at start (seconds since the Unix epoch).
+    :ivar beat: counts the heartbeats of this run from 1.
+    :ivar peers: names of the hubs it has live peer links to.
+    :ivar agents_linked: agent connections it has open.
+    """
+
+    name: str
+    endpoint: str
+    epoch: int = field(validator=_nonneg())
+    started: float
+    beat: int = field(validator=_nonneg())
+    peers: tuple[str, ...] = ()
+    agents_linked: int = 0
+
+    @property
+    def order(self) -> tuple[int, int]:
+        return (self.epoch, self.beat)
+
+
 #: Agent status words, as the hub sees its agents.
 ONLINE = "online"
 STALE = "stale"

@@ -26,6 +26,8 @@ L{SendAlert}       agent → hub   one new revision of an L{Alert}, sent the
 L{AlertUpdate}     hub → UI      alerts that changed (new revision or
                                  acknowledged), pushed at once
 L{AcknowledgeAlert} UI → hub     a user acknowledged an alert
+L{PeerHello}       hub → hub     "I am this hub, in this epoch"
+L{GossipPull}      hub → hub     "this is my digest: send what I lack"
 =================  ============  ===========================================
 """
 
@@ -36,7 +38,7 @@ import zlib
 from typing import Any, Callable
 
 import cattrs
-from attrs import frozen
+from attrs import field, frozen
 from cattrs.preconf.json import make_converter
 from twisted.internet.defer import fail
 from twisted.logger import Logger
@@ -186,11 +188,7 @@ class Record(amp.Argument):
             if self.optional:
                 return
             raise WireError(f"missing record {name!r}")
-        data = encode_record(value)
-        chunks = [data[i : i + CHUNK_BYTES] for i in range(0, len(data), CHUNK_BYTES)]
-        for index, chunk in enumerate(chunks or [b""]):
-            key = name if index == 0 else name + b"." + str(index).encode("ascii")
-            strings[key] = chunk
+        put_chunks(name, self.encode(value), strings)
 
     def fromBox(self, name, strings, objects, proto):
         if name not in strings:
@@ -198,12 +196,57 @@ class Record(amp.Argument):
                 objects[name.decode("ascii")] = None
                 return
             raise WireError(f"missing record {name!r}")
-        parts = [strings[name]]
-        index = 1
-        while (key := name + b"." + str(index).encode("ascii")) in strings:
-            parts.append(strings[key])
-            index += 1
-        objects[name.decode("ascii")] = decode_record(b"".join(parts), self.record_type)
+        objects[name.decode("ascii")] = self.decode(get_chunks(name, strings))
+
+    def encode(self, value: Any) -> bytes:
+        return encode_record(value)
+
+    def decode(self, data: bytes) -> Any:
+        return decode_record(data, self.record_type)
+
+
+def put_chunks(name: bytes, data: bytes, strings: dict) -> None:
+    """
+    Put C{data} in a box under keys C{name}, C{name.1}, C{name.2} …, at
+    most L{CHUNK_BYTES} each.
+    """
+    chunks = [data[i : i + CHUNK_BYTES] for i in range(0, len(data), CHUNK_BYTES)]
+    for index, chunk in enumerate(chunks or [b""]):
+        key = name if index == 0 else name + b"." + str(index).encode("ascii")
+        strings[key] = chunk
+
+
+def get_chunks(name: bytes, strings: dict) -> bytes:
+    """
+    Inverse of L{put_chunks}.
+    """
+    parts = [strings[name]]
+    index = 1
+    while (key := name + b"." + str(index).encode("ascii")) in strings:
+        parts.append(strings[key])
+        index += 1
+    return b"".join(parts)
+
+
+class GossipEntries(Record):
+    """
+    A L{loopy.hub.mesh.Batch}: entries travel as the JSON they were made
+    or received as (L{loopy.hub.mesh.encode_batch}), not re-encoded per
+    peer.
+    """
+
+    def __init__(self):
+        Record.__init__(self, object)
+
+    def encode(self, value: Any) -> bytes:
+        from loopy.hub.mesh import encode_batch
+
+        return encode_batch(value)
+
+    def decode(self, data: bytes) -> Any:
+        from loopy.hub.mesh import decode_batch
+
+        return decode_batch(data, MAX_RECORD_BYTES)
 
 
 class AgentHello(amp.Command):
@@ -310,6 +353,50 @@ class AcknowledgeAlert(amp.Command):
         (b"by", amp.Unicode()),
     ]
     response = [(b"known", amp.Boolean())]
+    errors = {WireError: b"WIRE_ERROR"}
+
+
+class PeerHello(amp.Command):
+    """
+    A hub introduces itself to a peer hub; sent first on a peer link, by
+    the hub that dialled.  The answer is the same about the peer.  Names
+    are unique in a mesh: a hub refuses a peer with its own name.
+    """
+
+    arguments = [
+        (b"name", amp.Unicode()),
+        (b"epoch", amp.Integer()),
+        (b"endpoint", amp.Unicode()),
+        (b"version", amp.Unicode()),
+    ]
+    response = [
+        (b"name", amp.Unicode()),
+        (b"epoch", amp.Integer()),
+        (b"endpoint", amp.Unicode()),
+    ]
+    errors = {WireError: b"WIRE_ERROR"}
+
+
+@frozen
+class Digest:
+    """
+    What a hub holds: origin (``NAME#EPOCH``) to watermark (see
+    L{loopy.hub.mesh}).
+    """
+
+    watermarks: dict[str, int] = field(factory=dict)
+
+
+class GossipPull(amp.Command):
+    """
+    A hub asks a peer for what its digest shows it lacks.  The answer is
+    one chunk (L{loopy.hub.mesh.PULL_BYTES} of entries at most); with
+    C{more} set the puller asks again at once.  Either hub of a peer link
+    pulls, one pull at a time.
+    """
+
+    arguments = [(b"digest", Record(Digest))]
+    response = [(b"batch", GossipEntries())]
     errors = {WireError: b"WIRE_ERROR"}
 
 

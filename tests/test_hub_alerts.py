@@ -272,7 +272,7 @@ class HubAlertTests(SynchronousTestCase):
         VIEW_ALERTS alerts whole, once its push in flight is answered, and
         nothing is kept pending for it meanwhile.
         """
-        self.hub.alerts.max_alerts = 5000
+        self.hub.alerts.max_alerts = self.hub.mesh.limits["alert"] = 5000
         ui, _ = self.ui()
         ui.hold = True
         for seq in range(1, VIEW_ALERTS + 3):

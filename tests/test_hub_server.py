@@ -142,7 +142,7 @@ class HubTests(SynchronousTestCase):
         self.call(agent, Report, report=testing.report(seq=2))
         d = self.call(agent, Report, report=testing.report(seq=2))
         self.assertEqual(self.successResultOf(d), {"accepted": False})
-        self.assertEqual(self.hub.fleet.reports_duplicate, 1)
+        self.assertEqual((self.hub.fleet.reports_merged, self.hub.mesh.stale), (1, 1))
 
     def test_report_before_hello(self):
         client, _, _ = self.connect()

@@ -70,6 +70,11 @@ class OptionsTests(testing.OptionsTestMixin, SynchronousTestCase):
         self.assertEqual(parse("--listen", "tcp:0")["listen"], "tcp:0")
         self.assertEqual(parse("--listen", "tcp:65535")["listen"], "tcp:65535")
 
+    def test_peer_timeout_above_interval(self):
+        self.assertUsageError(["--gossip-interval", "2", "--peer-timeout", "1"],
+                              "--peer-timeout must be longer than --gossip-interval")
+        self.assertUsageError(["--peer", "host:port"])
+
     def test_bad_numbers(self):
         for argv in [["--stale-after", "0"], ["--stale-after", "later"],
                      ["--push-interval", "-1"], ["--max-agents", "0"],
@@ -89,15 +94,21 @@ class MakeServiceTests(SynchronousTestCase):
     def test_children(self):
         """
         The hub is one server endpoint service serving the L{Hub} factory,
-        made from the options, and starts nothing.
+        and its peer links, made from the options, and starts nothing.
         """
         options = parse("--listen", "tcp:7500:interface=10.0.0.1", "--name", "hub-a",
-                        "--stale-after", "5", "--push-interval", "2", "--max-agents", "9")
+                        "--stale-after", "5", "--push-interval", "2", "--max-agents", "9",
+                        "--peer", "10.0.0.2", "--peer", "tcp:10.0.0.3:7421",
+                        "--peer", "10.0.0.2", "--gossip-interval", "0.5",
+                        "--peer-timeout", "4")
         top = tap.makeService(options, self.reactor)
         self.assertIsInstance(top, MultiService)
-        (server,) = top
+        (server, peers) = top
         self.assertIsInstance(server, StreamServerEndpointService)
         hub = top.hub
+        self.assertIs(peers, hub.peers)
+        self.assertEqual(options["peers"], ("tcp:host=10.0.0.2:port=7420", "tcp:10.0.0.3:7421"))
+        self.assertEqual((peers.gossip_interval, peers.peer_timeout), (0.5, 4.0))
         self.assertIsInstance(hub, Hub)
         self.assertIs(server.factory, hub)
         self.assertEqual(
@@ -109,13 +120,16 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertEqual(self.reactor.tcpServers, [])
 
     def test_start_listens(self):
-        top = tap.makeService(parse("--listen", "tcp:7500:interface=10.0.0.1"), self.reactor)
+        top = tap.makeService(parse("--listen", "tcp:7500:interface=10.0.0.1",
+                                    "--peer", "10.0.0.2:7501"), self.reactor)
         top.startService()
         self.assertEqual(
             [(port, factory, interface) for port, factory, _backlog, interface
              in self.reactor.tcpServers],
             [(7500, top.hub, "10.0.0.1")],
         )
+        self.assertEqual([(host, port) for host, port, *_ in self.reactor.tcpClients],
+                         [("10.0.0.2", 7501)])
         self.successResultOf(top.stopService())
         self.assertEqual(self.reactor.getDelayedCalls(), [])
 

@@ -8,7 +8,7 @@ times are passed in.
 
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Optional
 
 from attrs import evolve
 
@@ -19,8 +19,9 @@ class AlertBoard:
     """
     Alerts merged by version: an alert's higher revision replaces a lower
     one, the same revision again changes nothing, and an acknowledgement
-    sticks to the alert across its later revisions.  So the result does not
-    depend on the order or number of deliveries.
+    sticks to the alert across its later revisions; of two
+    acknowledgements (made at two hubs of a mesh) the earlier is kept.  So
+    the result does not depend on the order or number of deliveries.
 
     Bounded: at most C{max_alerts}.  At the bound the oldest alert that is
     over goes first (the oldest acknowledged one, then the oldest of any),
@@ -31,8 +32,14 @@ class AlertBoard:
     :ivar dropped: alerts forgotten at the bound.
     """
 
-    def __init__(self, max_alerts: int = 10000):
+    def __init__(self, max_alerts: int = 10000,
+                 on_drop: Callable[[tuple], None] = lambda key: None):
+        """
+        :param on_drop: called with the key of each alert dropped at the
+            bound.
+        """
         self.max_alerts = max_alerts
+        self.on_drop = on_drop
         self._entries: dict[tuple, AlertEntry] = {}
         self.merged = self.duplicates = self.dropped = 0
         self._sorted: Optional[tuple[AlertEntry, ...]] = None
@@ -77,7 +84,7 @@ class AlertBoard:
             return self._put(entry)
         alert = entry.alert if entry.alert.revision > held.alert.revision else held.alert
         received = entry.received if alert is entry.alert else held.received
-        ack = held if held.acknowledged_by is not None else entry
+        ack = held if _first_acknowledged(held, entry) else entry
         merged = AlertEntry(alert=alert, received=received,
                             acknowledged_by=ack.acknowledged_by,
                             acknowledged_at=ack.acknowledged_at)
@@ -86,18 +93,22 @@ class AlertBoard:
             return None
         return self._put(merged)
 
-    def acknowledge(self, key: tuple, by: str, now: float) -> Optional[AlertEntry]:
+    def acknowledge(self, key: tuple, by: str, at: float) -> Optional[AlertEntry]:
         """
-        Mark alert C{key} acknowledged by C{by} at C{now}.  The first
-        acknowledgement is kept; acknowledging again changes nothing.
+        Mark alert C{key} acknowledged by C{by} at C{at} (a hub's clock).
+        The earliest acknowledgement is kept (of two at the same time, the
+        greater C{by}); a later one changes nothing.
 
         :returns: the entry if it changed; None if unknown or already
-            acknowledged.
+            acknowledged earlier.
         """
         held = self._entries.get(key)
-        if held is None or held.acknowledged_by is not None:
+        if held is None:
             return None
-        return self._put(evolve(held, acknowledged_by=by, acknowledged_at=now))
+        entry = evolve(held, acknowledged_by=by, acknowledged_at=at)
+        if _first_acknowledged(held, entry):
+            return None
+        return self._put(entry)
 
     def _put(self, entry: AlertEntry) -> AlertEntry:
         key = entry.alert.key
@@ -116,6 +127,7 @@ class AlertBoard:
         oldest = min(self._entries.values(), key=age)
         del self._entries[oldest.alert.key]
         self.dropped += 1
+        self.on_drop(oldest.alert.key)
 
     def entries(self) -> tuple[AlertEntry, ...]:
         """
@@ -155,3 +167,17 @@ class AlertBoard:
             out[alert.agent_id] = (count + 1, worst)
         self._markers = out
         return out
+
+
+def _first_acknowledged(held: AlertEntry, other: AlertEntry) -> bool:
+    """
+    Whether C{held}'s acknowledgement is the one to keep over C{other}'s:
+    it has one and C{other} has none, or an earlier one (ties: the
+    greater C{by}, as L{loopy.model.Acknowledgement.order}).
+    """
+    if held.acknowledged_by is None:
+        return False
+    if other.acknowledged_by is None:
+        return True
+    return ((-held.acknowledged_at, held.acknowledged_by)
+            >= (-other.acknowledged_at, other.acknowledged_by))

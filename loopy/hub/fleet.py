@@ -1,19 +1,21 @@
 # -*- test-case-name: tests.test_fleet -*-
 """
 A hub's knowledge of its fleet: per agent, the newest report by version
-``(epoch, seq)`` and whether the agent is linked.  Pure logic: times are
-passed in, nothing here touches the network.
+``(epoch, seq)``, the hub it reports through (the newest L{AgentLink} in
+the mesh) and whether that link is up.  Pure logic: times are passed in,
+nothing here touches the network.
 """
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Optional
+from typing import Callable, Iterable, Mapping, Optional
 
 from loopy.model import (
     OFFLINE,
     ONLINE,
     STALE,
     AgentEntry,
+    AgentLink,
     AgentReport,
     AgentSummary,
     summarize,
@@ -21,14 +23,17 @@ from loopy.model import (
 
 
 class _Agent:
-    __slots__ = ("agent_id", "hostname", "hub", "links", "report", "summary",
+    __slots__ = ("agent_id", "hostname", "hub", "links", "link", "report", "summary",
                  "last_heard", "epoch", "seq")
 
     def __init__(self, agent_id: str, hostname: str, hub: str):
         self.agent_id = agent_id
         self.hostname = hostname
         self.hub = hub
+        #: Open connections of the agent to this hub.
         self.links = 0
+        #: The newest link record in the mesh, or None.
+        self.link: Optional[AgentLink] = None
         self.report: Optional[AgentReport] = None
         self.summary = AgentSummary()
         self.last_heard: Optional[float] = None
@@ -80,8 +85,24 @@ class FleetState:
         if agent is None:
             return False
         agent.hostname = hostname
-        agent.hub = self.hub_name
         agent.links += 1
+        if agent.link is None:
+            agent.hub = self.hub_name
+        return True
+
+    def link_changed(self, link: AgentLink) -> bool:
+        """
+        Take a link record (this hub's or a peer's) if it is newer than the
+        one held: it says which hub the agent reports through.
+
+        :returns: False if the record is not newer, or the agent table is
+            full and the agent is new.
+        """
+        agent = self._agent(link.agent_id, link.hostname)
+        if agent is None or (agent.link is not None and link.order <= agent.link.order):
+            return False
+        agent.link = link
+        agent.hub = link.hub
         return True
 
     def unlinked(self, agent_id: str) -> None:
@@ -113,25 +134,36 @@ class FleetState:
         self.reports_merged += 1
         return True
 
-    def status(self, agent_id: str, now: float) -> str:
+    def status(self, agent_id: str, now: float,
+               alive: Callable[[str, float], bool] = lambda hub, now: False) -> str:
         """
-        L{ONLINE}, L{STALE} or L{OFFLINE} at hub time C{now}.
+        L{ONLINE}, L{STALE} or L{OFFLINE} at hub time C{now}.  An agent is
+        linked if it has a connection to this hub, or if the newest link
+        record in the mesh says it is up at another hub that is C{alive}.
+
+        :param alive: whether the named hub is alive at C{now}.
         """
         agent = self._agents[agent_id]
-        if not agent.links:
+        link = agent.link
+        remote = (link is not None and link.up and link.hub != self.hub_name
+                  and alive(link.hub, now))
+        if not agent.links and not remote:
             return OFFLINE
         if agent.last_heard is None or now - agent.last_heard > self.stale_after:
             return STALE
         return ONLINE
 
     def entries(self, now: float, detail: Iterable[str] | bool = (),
-                markers: Mapping[str, tuple[int, str]] = {}) -> tuple[AgentEntry, ...]:
+                markers: Mapping[str, tuple[int, str]] = {},
+                alive: Callable[[str, float], bool] = lambda hub, now: False,
+                ) -> tuple[AgentEntry, ...]:
         """
         Every agent, sorted by id.
 
         :param detail: agent ids whose full report to include, or True for all.
         :param markers: agent id to its unacknowledged active alerts and
             their highest severity (L{loopy.hub.alerts.AlertBoard.markers}).
+        :param alive: as for L{status}.
         """
         out = []
         for agent_id in sorted(self._agents):
@@ -140,7 +172,7 @@ class FleetState:
             out.append(AgentEntry(
                 agent_id=agent_id,
                 hostname=agent.hostname,
-                status=self.status(agent_id, now),
+                status=self.status(agent_id, now, alive),
                 hub=agent.hub,
                 epoch=agent.epoch,
                 seq=agent.seq,

@@ -15,11 +15,18 @@ pushed to every watching UI as an L{AlertUpdate} without waiting for the
 push tick.  At most one L{AlertUpdate} per UI is in flight; changes made
 meanwhile wait in that UI's pending table (one entry per alert, so it is
 bounded by the board) and go in the next, at most L{ALERT_BATCH} a time.
+
+Hubs form a mesh (L{loopy.hub.peers}, L{loopy.hub.mesh}): everything a hub
+learns from its agents and UIs (links, reports, alerts, acknowledgements,
+and its own heartbeat) is written as a replicated entry, and the entries
+peers send are acted on through the same path, so a UI on any hub sees
+every agent.
 """
 
 from __future__ import annotations
 
-from typing import Optional
+from collections import deque
+from typing import Any, Optional
 
 from twisted.internet.protocol import Factory
 from twisted.internet.task import LoopingCall
@@ -28,8 +35,10 @@ from twisted.logger import Logger
 from loopy import __version__
 from loopy.errors import WireError
 from loopy.hub.alerts import AlertBoard
+from loopy.hub import mesh
 from loopy.hub.fleet import FleetState
-from loopy.model import AlertEntry, FleetView, HubInfo
+from loopy.hub.peers import MAX_HUBS, PeerLinks
+from loopy.model import Acknowledgement, AgentLink, AlertEntry, FleetView, HubInfo
 from loopy.wire import (
     AcknowledgeAlert,
     AgentHello,
@@ -38,6 +47,8 @@ from loopy.wire import (
     BoundedAMP,
     FleetUpdate,
     GetFleet,
+    GossipPull,
+    PeerHello,
     Report,
     SendAlert,
     Watch,
@@ -50,17 +61,25 @@ ALERT_BATCH = 200
 #: Most alerts in a view (the newest), and most changes waiting for one UI:
 #: past that the UI is sent the newest alerts whole instead.
 VIEW_ALERTS = 1000
+#: Most replication-age samples kept (the newest, at most a minute old).
+AGE_SAMPLES = 4096
 
 
 class HubProtocol(BoundedAMP):
     """
-    One connection to the hub: an agent's or a UI's, as its first command says.
+    One connection to the hub: an agent's, a UI's or a peer hub's, as its
+    first command says.  The hub's own connections to its peers are of
+    this class too (C{dialled} names the endpoint).
     """
 
     def __init__(self, hub: "Hub"):
         BoundedAMP.__init__(self)
         self.hub = hub
         self.agent_id: Optional[str] = None
+        #: The agent's AgentHello: (hostname, epoch, link).
+        self.agent_link: Optional[tuple[str, int, int]] = None
+        self.peer_name: Optional[str] = None
+        self.dialled: Optional[str] = None
         self.watching = False
         self.detail = ""
         self.push_in_flight = False
@@ -69,9 +88,24 @@ class HubProtocol(BoundedAMP):
         self.resync_alerts = False
         self.on_protocol_error = lambda reason: hub.protocol_error()
 
+    def connectionMade(self):
+        BoundedAMP.connectionMade(self)
+        if self.dialled is not None:
+            self.hub.peers.dialled(self)
+
     def connectionLost(self, reason):
         BoundedAMP.connectionLost(self, reason)
         self.hub.connection_lost(self)
+
+    def dataReceived(self, data):
+        if self.peer_name is not None:
+            self.hub.gossip_bytes_in += len(data)
+        BoundedAMP.dataReceived(self, data)
+
+    def sendBox(self, box):
+        if self.peer_name is not None:
+            self.hub.gossip_bytes_out += len(box.serialize())
+        BoundedAMP.sendBox(self, box)
 
     @AgentHello.responder
     def agent_hello(self, agent_id, hostname, epoch, version, link=None):
@@ -79,10 +113,14 @@ class HubProtocol(BoundedAMP):
             raise WireError("this link already belongs to agent " + self.agent_id)
         if not agent_id:
             raise WireError("empty agent_id")
+        if self.peer_name is not None:
+            raise WireError("this is a peer hub's link")
         if self.agent_id is None:
             if not self.hub.fleet.linked(agent_id, hostname):
                 raise WireError("the hub's agent table is full")
             self.agent_id = agent_id
+            self.agent_link = (hostname, epoch, link or 0)
+            self.hub.agent_linked(agent_id, hostname, epoch, link or 0, up=True)
             self.hub.agents_linked += 1
             log.info("agent {agent_id} ({hostname}, epoch {epoch}, {version}) linked "
                      "from {peer}", agent_id=agent_id, hostname=hostname, epoch=epoch,
@@ -93,9 +131,10 @@ class HubProtocol(BoundedAMP):
     def report(self, report):
         if self.agent_id is None or report.agent_id != self.agent_id:
             raise WireError("a report must follow AgentHello, for the same agent_id")
-        accepted = self.hub.fleet.merge(report, self.hub.clock.seconds())
         for alert in report.alerts:
             self._check_alert(alert)
+        accepted = self.hub.write("report", report) is not None
+        for alert in report.alerts:
             self.hub.merge_alert(alert)
         return {"accepted": accepted}
 
@@ -127,33 +166,76 @@ class HubProtocol(BoundedAMP):
     def get_fleet(self):
         return {"view": self.hub.view(detail=True)}
 
+    @PeerHello.responder
+    def peer_hello(self, name, epoch, endpoint, version):
+        if self.agent_id is not None or self.watching or self.peer_name is not None:
+            raise WireError("PeerHello must be the first command on a link")
+        if name == self.hub.name:
+            raise WireError(f"this hub is named {name} too: hub names must be unique "
+                            "in a mesh")
+        self.hub.peers.attach(self, name, endpoint)
+        return {"name": self.hub.name, "epoch": self.hub.epoch,
+                "endpoint": self.hub.endpoint}
+
+    @GossipPull.responder
+    def gossip_pull(self, digest):
+        if self.peer_name is None:
+            raise WireError("GossipPull must follow PeerHello")
+        return {"batch": self.hub.mesh.delta(digest.watermarks)}
+
 
 class Hub(Factory):
     """
     The hub's state and its server factory.
 
+    :ivar epoch: this hub run, its start time in microseconds (a restart
+        is a new origin in the mesh).
+    :ivar mesh: the replicated entries (L{loopy.hub.mesh.ReplicaStore}).
+    :ivar peers: the peer links and heartbeats (a service for the tap to
+        start).
     :ivar updates_coalesced: pushes skipped because the UI had not answered
         the previous one.
     :ivar protocol_errors: connections dropped for bad input.
+    :ivar entries_rejected: entries from peers that did not parse (dropped).
     """
 
     def __init__(self, name: str, endpoint: str, clock, stale_after: float = 3.0,
                  push_interval: float = 1.0, max_agents: int = 10000,
-                 max_alerts: int = 10000):
+                 max_alerts: int = 10000, peers: tuple[str, ...] = (),
+                 gossip_interval: float = 0.25, peer_timeout: float = 3.0,
+                 epoch: Optional[int] = None):
         self.name = name
         self.endpoint = endpoint
         self.clock = clock
         self.started = clock.seconds()
+        self.epoch = int(self.started * 1_000_000) if epoch is None else epoch
         self.fleet = FleetState(name, stale_after=stale_after, max_agents=max_agents)
-        self.alerts = AlertBoard(max_alerts=max_alerts)
+        self.alerts = AlertBoard(max_alerts=max_alerts, on_drop=self._alert_dropped)
+        self.mesh = mesh.ReplicaStore(name, self.epoch, limits={
+            "hub": MAX_HUBS, "link": max_agents, "report": max_agents,
+            # The board's bound decides which alert goes (see _alert_dropped).
+            "alert": max_alerts + 1, "ack": max_alerts + 1,
+        })
+        self.peers = PeerLinks(self, peers, clock, gossip_interval=gossip_interval,
+                               peer_timeout=peer_timeout)
         self.watchers: set[HubProtocol] = set()
         self.agents_linked = 0
         self.alert_resyncs = 0
         self.updates_coalesced = 0
         self.protocol_errors = 0
+        self.gossip_bytes_in = self.gossip_bytes_out = 0
+        self.entries_replicated = self.entries_rejected = 0
+        self._ages: deque[tuple[float, float]] = deque(maxlen=AGE_SAMPLES)
         self._push = LoopingCall(self.push)
         self._push.clock = clock
         self._push_interval = push_interval
+        self._acting = {
+            "hub": self._beat_written,
+            "link": self._link_written,
+            "report": self._report_written,
+            "alert": self._alert_written,
+            "ack": self._ack_written,
+        }
 
     def buildProtocol(self, addr):
         return HubProtocol(self)
@@ -171,12 +253,107 @@ class Hub(Factory):
 
     def connection_lost(self, proto: HubProtocol) -> None:
         self.watchers.discard(proto)
+        if proto.peer_name is not None:
+            self.peers.detach(proto)
         if proto.agent_id is not None:
             self.agents_linked -= 1
             self.fleet.unlinked(proto.agent_id)
+            hostname, epoch, link = proto.agent_link
+            self.agent_linked(proto.agent_id, hostname, epoch, link, up=False)
             log.info("agent {agent_id} unlinked", agent_id=proto.agent_id)
 
+    def agent_linked(self, agent_id: str, hostname: str, epoch: int, link: int,
+                     up: bool) -> None:
+        """
+        An agent's link to this hub opened or closed: tell the mesh.
+        """
+        self.write("link", AgentLink(agent_id=agent_id, hostname=hostname, hub=self.name,
+                                     epoch=epoch, link=link, up=up))
+
+    # Replication: every change goes through write() (made here) or
+    # replicate() (from a peer), and is acted on in _acting[kind].
+
+    def write(self, kind: str, record: Any) -> Optional[mesh.Entry]:
+        """
+        Record C{record} as this hub's replicated entry of C{kind} and act
+        on it.
+
+        :returns: the entry, or None if the hub held a newer one (or the
+            kind is at its bound).
+        """
+        entry = mesh.write(self.mesh, kind, record)
+        if entry is not None:
+            self._acting[kind](record, False)
+        return entry
+
+    def replicate(self, batch: mesh.Batch) -> None:
+        """
+        Take a peer's answer to a pull: entries that do not parse are
+        dropped (counted in C{entries_rejected}); those newer than what
+        this hub holds are acted on.
+        """
+        entries = []
+        for entry in batch.entries:
+            try:
+                mesh.parse(entry)
+            except WireError as e:
+                self.entries_rejected += 1
+                log.warn("dropping an entry from a peer: {error}", error=e)
+                continue
+            entries.append(entry)
+        if len(entries) != len(batch.entries):
+            batch = mesh.Batch(entries=tuple(entries), complete=batch.complete,
+                               more=batch.more)
+        for entry in self.mesh.apply(batch):
+            self.entries_replicated += 1
+            try:
+                self._acting[entry.kind](entry.record, True)
+            except Exception:
+                log.failure("acting on a replicated {kind} entry failed", kind=entry.kind)
+
+    def _beat_written(self, beat, remote: bool) -> None:
+        self.peers.beat_applied(beat, self.clock.seconds())
+
+    def _link_written(self, link: AgentLink, remote: bool) -> None:
+        self.fleet.link_changed(link)
+
+    def _report_written(self, report, remote: bool) -> None:
+        now = self.clock.seconds()
+        if self.fleet.merge(report, now) and remote:
+            self._ages.append((now, now - report.ts))
+
+    def _alert_written(self, alert, remote: bool) -> None:
+        entry = self.alerts.merge(alert, self.clock.seconds())
+        if entry is None:
+            return
+        ack = self.mesh.get("ack", alert.key)
+        if ack is not None:
+            entry = self.alerts.acknowledge(alert.key, ack.record.by, ack.record.at) or entry
+        self.alert_changed(entry)
+
+    def _ack_written(self, ack: Acknowledgement, remote: bool) -> None:
+        entry = self.alerts.acknowledge((ack.agent_id, ack.epoch, ack.seq), ack.by, ack.at)
+        if entry is not None:
+            log.info("alert {key} acknowledged by {by}", key=entry.alert.key, by=ack.by)
+            self.alert_changed(entry)
+
+    def _alert_dropped(self, key: tuple) -> None:
+        self.mesh.forget("alert", key)
+        self.mesh.forget("ack", key)
+
+    def replication_ages(self) -> tuple[float, float]:
+        """
+        The median and 99th percentile of the ages of reports taken from
+        peers in the last minute (seconds), or zeros.
+        """
+        now = self.clock.seconds()
+        ages = sorted(age for at, age in self._ages if now - at <= 60.0)
+        if not ages:
+            return 0.0, 0.0
+        return ages[len(ages) // 2], ages[min(len(ages) - 1, int(len(ages) * 0.99))]
+
     def info(self) -> HubInfo:
+        age_p50, age_p99 = self.replication_ages()
         return HubInfo(
             name=self.name,
             endpoint=self.endpoint,
@@ -189,6 +366,12 @@ class Hub(Factory):
             protocol_errors=self.protocol_errors,
             alerts_held=len(self.alerts),
             alerts_dropped=self.alerts.dropped,
+            peers_linked=len(self.peers.linked),
+            gossip_bytes_in=self.gossip_bytes_in,
+            gossip_bytes_out=self.gossip_bytes_out,
+            entries_replicated=self.entries_replicated,
+            replication_age_p50=age_p50,
+            replication_age_p99=age_p99,
         )
 
     def view(self, detail=(), alerts: bool = True) -> FleetView:
@@ -196,34 +379,32 @@ class Hub(Factory):
         The fleet as a UI sees it, with full reports for C{detail} (a set of
         agent ids, or True for every agent), and every alert if C{alerts}.
         """
+        now = self.clock.seconds()
         return FleetView(
             hub=self.info(),
-            agents=self.fleet.entries(self.clock.seconds(), detail, self.alerts.markers()),
+            agents=self.fleet.entries(now, detail, self.alerts.markers(), self.peers.alive),
             alerts=self.alerts.entries()[:VIEW_ALERTS] if alerts else (),
+            hubs=self.peers.states(now),
         )
 
     def merge_alert(self, alert) -> bool:
         """
-        Merge one alert revision and push it to the UIs if it was new.
+        Take one alert revision from an agent.
 
         :returns: whether it was new.
         """
-        entry = self.alerts.merge(alert, self.clock.seconds())
-        if entry is None:
-            return False
-        self.alert_changed(entry)
-        return True
+        return self.write("alert", alert) is not None
 
     def acknowledge_alert(self, key: tuple, by: str) -> bool:
         """
-        Acknowledge alert C{key} and push the change to the UIs.
+        Acknowledge alert C{key} for user C{by} at this hub's time.
 
         :returns: whether the hub holds that alert.
         """
-        entry = self.alerts.acknowledge(key, by, self.clock.seconds())
-        if entry is not None:
-            log.info("alert {key} acknowledged by {by}", key=key, by=by)
-            self.alert_changed(entry)
+        agent_id, epoch, seq = key
+        if self.alerts.get(key) is not None:
+            self.write("ack", Acknowledgement(agent_id=agent_id, epoch=epoch, seq=seq, by=by,
+                                              at=self.clock.seconds()))
         return self.alerts.get(key) is not None
 
     def alert_changed(self, entry: AlertEntry) -> None:

@@ -13,7 +13,7 @@ from twisted.python import usage
 
 from loopy import DEFAULT_HUB_PORT
 from loopy.endpoints import listen_port
-from loopy.options import LoopyOptions, positive_float, positive_int
+from loopy.options import LoopyOptions, hub_option, positive_float, positive_int
 
 
 class Options(LoopyOptions):
@@ -24,8 +24,21 @@ class Options(LoopyOptions):
     synopsis = "[options]"
     longdesc = (
         "Accept Loopy agents and UIs over AMP, keep the newest state of every "
-        "agent and push it to watching UIs."
+        "agent and push it to watching UIs; with --peer, replicate everything "
+        "with the other hubs of a mesh, so a UI on any hub sees every agent."
     )
+
+    def __init__(self):
+        LoopyOptions.__init__(self)
+        self["peers"] = []
+
+    def opt_peer(self, value):
+        """
+        Another hub to peer with: HOST[:PORT] or a client endpoint string
+        (repeat for more; peering is symmetric, so one of two hubs listing
+        the other is enough).
+        """
+        self["peers"].append(hub_option(value))
 
     optParameters = [
         ["listen", None, f"tcp:{DEFAULT_HUB_PORT}:interface=127.0.0.1",
@@ -41,6 +54,11 @@ class Options(LoopyOptions):
         ["max-alerts", None, 10000,
          "Alerts this hub keeps (at the bound the oldest ended alert is "
          "forgotten first).", positive_int],
+        ["gossip-interval", None, 0.25,
+         "Seconds between pulls from each peer hub.", positive_float],
+        ["peer-timeout", None, 3.0,
+         "Seconds without an answer from a peer (or a heartbeat of a hub) "
+         "before it is down.", positive_float],
     ]
 
     def postOptions(self):
@@ -55,6 +73,9 @@ class Options(LoopyOptions):
         if port is not None and not 0 <= port < 65536:
             raise usage.UsageError(f"bad --listen {self['listen']!r}: use a port 0-65535")
         self["name"] = self["name"] or socket.gethostname()
+        self["peers"] = tuple(dict.fromkeys(self["peers"]))
+        if self["peer-timeout"] <= self["gossip-interval"]:
+            raise usage.UsageError("--peer-timeout must be longer than --gossip-interval")
 
 
 class ListeningService(StreamServerEndpointService):
@@ -84,7 +105,8 @@ class ListeningService(StreamServerEndpointService):
 
 def makeService(options: Options, reactor=None):
     """
-    Assemble the hub: one AMP server endpoint.  Starts nothing.
+    Assemble the hub: one AMP server endpoint and the peer links.  Starts
+    nothing.
     """
     if reactor is None:
         from twisted.internet import reactor
@@ -101,10 +123,14 @@ def makeService(options: Options, reactor=None):
         push_interval=options["push-interval"],
         max_agents=options["max-agents"],
         max_alerts=options["max-alerts"],
+        peers=options["peers"],
+        gossip_interval=options["gossip-interval"],
+        peer_timeout=options["peer-timeout"],
     )
     top = MultiService()
     server = ListeningService(serverFromString(reactor, options["listen"]), hub,
                               options["listen"])
     server.setServiceParent(top)
+    hub.peers.setServiceParent(top)
     top.hub = hub
     return top
