@@ -51,8 +51,6 @@ class PeerLinks(Service):
 
     :ivar pulls: pulls answered.
     :ivar pulls_failed: pulls that failed or timed out.
-    :ivar rounds_skipped: gossip ticks that found the previous round still
-        running.
     """
 
     def __init__(self, hub: "Hub", endpoints: tuple[str, ...], reactor,
@@ -66,7 +64,6 @@ class PeerLinks(Service):
         self.heard: dict[str, float] = {}
         self.beats: dict[str, HubBeat] = {}
         self.pulls = self.pulls_failed = 0
-        self.rounds_skipped = 0
         self._beat = 0
         self._round: Optional[Deferred] = None
         self._dialers = [self._dialer(endpoint) for endpoint in endpoints]
