@@ -186,6 +186,25 @@ class FailureTests(MeshTestCase):
         self.assertIn(old_origin, lab.hubs["a"].mesh.digest())
         self.assertEqual(self.hub_states(lab, "c")["a"], LINKED)
 
+    def test_restarted_hub_disowns_old_links(self):
+        """
+        A hub that dies with its agent and comes back says the agent's link
+        from its previous run is down, so every hub shows the agent offline
+        rather than linked through it.
+        """
+        lab = self.lab(["a", "b"])
+        lab.peer("a", "b")
+        lab.agent("x", "a")
+        lab.run(3)
+        lab.stop_hub("a")
+        del lab.agents["x"]
+        lab.start_hub("a")
+        lab.peer("a", "b")
+        lab.run(2)
+        for name, view in lab.views().items():
+            self.assertEqual([(e.agent_id, e.hub, e.status) for e in view.agents],
+                             [("x", "a", OFFLINE)], name)
+
     def test_dead_link_dropped(self):
         """
         A link that stops moving bytes is aborted after the peer timeout

@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, Optional
 
+from attrs import evolve
 from twisted.internet.protocol import Factory
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -316,6 +317,10 @@ class Hub(Factory):
 
     def _link_written(self, link: AgentLink, remote: bool) -> None:
         self.fleet.link_changed(link)
+        if remote and link.up and link.hub == self.name:
+            # A previous run of this hub had that link; this run does not:
+            # say it is down, so the mesh stops counting the agent linked.
+            self.write("link", evolve(link, up=False))
 
     def _report_written(self, report, remote: bool) -> None:
         now = self.clock.seconds()
