@@ -244,9 +244,10 @@ class GossipEntries(Record):
         return encode_batch(value)
 
     def decode(self, data: bytes) -> Any:
-        from loopy.hub.mesh import decode_batch
+        from loopy.hub.mesh import PULL_BYTES, decode_batch
 
-        return decode_batch(data, MAX_RECORD_BYTES)
+        # One entry of up to a whole record, or a budget's worth of entries.
+        return decode_batch(data, MAX_RECORD_BYTES + PULL_BYTES)
 
 
 class AgentHello(amp.Command):
