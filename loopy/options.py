@@ -37,6 +37,18 @@ def positive_float(value: str) -> float:
     return number
 
 
+def non_negative_float(value: str) -> float:
+    """
+    A number of seconds, zero or more.
+
+    :raises ValueError: otherwise.
+    """
+    number = float(value)
+    if not number >= 0:
+        raise ValueError("must be a number of seconds, 0 or more")
+    return number
+
+
 def port(value: str) -> int:
     """
     A TCP/UDP port, 1-65535.
@@ -99,3 +111,29 @@ class LoopyOptions(usage.Options):
         """
         sys.stdout.write(f"loopy {__version__}\n")
         sys.exit(0)
+
+
+class HubListOptions(LoopyOptions):
+    """
+    LoopyOptions with a repeatable C{--hub}: an ordered failover list.
+    After parsing, C{self["hubs"]} is a tuple of client endpoint strings
+    (L{hub_option}), C{(hub_option(default_hub),)} when none was given.
+    Subclasses that define C{postOptions} call this one's.
+    """
+
+    default_hub = "tcp:127.0.0.1:7420"
+
+    def __init__(self):
+        LoopyOptions.__init__(self)
+        self["hubs"] = []
+
+    # One line: usage.Options shows a docstring as it is, indentation and all.
+    def opt_hub(self, value):
+        """Hub, HOST[:PORT] or endpoint; repeat for a failover list [default: 127.0.0.1:7420]"""
+        endpoint = hub_option(value)
+        if endpoint in self["hubs"]:
+            raise usage.UsageError(f"--hub {value!r} is in the list twice")
+        self["hubs"].append(endpoint)
+
+    def postOptions(self):
+        self["hubs"] = tuple(self["hubs"]) or (hub_option(self.default_hub),)

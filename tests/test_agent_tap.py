@@ -32,11 +32,13 @@ class OptionsTests(testing.OptionsTestMixin, SynchronousTestCase):
         options = parse()
         self.assertEqual(
             {key: options[key] for key in [
-                "hub", "interfaces", "kernel-filter", "filter", "agent-id", "interval",
+                "hubs", "interfaces", "kernel-filter", "filter", "agent-id", "interval",
                 "batch", "max-connections", "max-hosts", "analysers", "dns-ports",
-                "promisc"]},
+                "promisc", "failback", "hub-timeout"]},
             {
-                "hub": "tcp:127.0.0.1:7420",
+                "hubs": ("tcp:127.0.0.1:7420",),
+                "failback": 60.0,
+                "hub-timeout": 3.0,
                 "interfaces": ("any",),
                 "kernel-filter": EXCLUDE_DEFAULT_HUB,
                 "filter": None,
@@ -75,10 +77,42 @@ class OptionsTests(testing.OptionsTestMixin, SynchronousTestCase):
 
     def test_hub_address(self):
         options = parse("--hub", "10.0.0.9:7500")
-        self.assertEqual(options["hub"], "tcp:host=10.0.0.9:port=7500")
+        self.assertEqual(options["hubs"], ("tcp:host=10.0.0.9:port=7500",))
         self.assertEqual(
             options["kernel-filter"], "(not ((tcp and host 10.0.0.9 and port 7500)))"
         )
+
+    def test_hub_list(self):
+        """
+        C{--hub} repeats: the failover list, in order; the kernel filter
+        drops the traffic of every hub of it (a UNIX socket needs none).
+        """
+        options = parse("--hub", "10.0.0.9:7500", "--hub", "unix:/run/loopy.sock",
+                        "--hub", "[2001:db8::2]")
+        self.assertEqual(options["hubs"], ("tcp:host=10.0.0.9:port=7500",
+                                           "unix:/run/loopy.sock",
+                                           "tcp:host=2001\\:db8\\:\\:2:port=7420"))
+        self.assertEqual(
+            options["kernel-filter"],
+            "(not ((tcp and host 10.0.0.9 and port 7500) or "
+            "(tcp and host 2001:db8::2 and port 7420)))",
+        )
+
+    def test_hub_twice(self):
+        self.assertUsageError(["--hub", "10.0.0.9", "--hub", "10.0.0.9:7420"],
+                              "--hub '10.0.0.9:7420' is in the list twice")
+
+    def test_bad_hub_in_list(self):
+        self.assertUsageError(["--hub", "10.0.0.9", "--hub", "hub:0"],
+                              "bad port in hub address 'hub:0': use 1-65535")
+
+    def test_failover_timers(self):
+        options = parse("--failback", "0", "--hub-timeout", "1.5")
+        self.assertEqual((options["failback"], options["hub-timeout"]), (0.0, 1.5))
+        error = self.assertUsageError(["--failback", "-1"])
+        self.assertIn("must be a number of seconds, 0 or more", str(error))
+        error = self.assertUsageError(["--hub-timeout", "0"])
+        self.assertIn("must be a positive number of seconds", str(error))
 
     def test_hub_ipv6(self):
         options = parse("--hub", "[::1]:7500")
@@ -206,11 +240,24 @@ class MakeServiceTests(SynchronousTestCase):
         capture, uplink, _loop = top
         self.assertEqual((capture._config.method, capture._config.ring_size,
                           capture._config.block_timeout), ("ring", 16 * 1024 * 1024, 100))
-        self.assertEqual(uplink.endpoint, "tcp:host=10.0.0.9:port=7500")
+        self.assertEqual(uplink.endpoints, ("tcp:host=10.0.0.9:port=7500",))
         self.assertEqual(capture.sockets, {})
         self.assertFalse(top.running)
         self.assertEqual(self.reactor.tcpClients, [])
         self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_uplink(self):
+        """
+        The uplink gets the hub list and its timers, and asks the report
+        loop for a report on every new link.
+        """
+        options = parse("--hub", "10.0.0.9", "--hub", "10.0.0.10", "--failback", "30",
+                        "--hub-timeout", "2", "--analysers", "ip")
+        _capture, uplink, loop = tap.makeService(options, self.reactor)
+        self.assertEqual(uplink.endpoints, ("tcp:host=10.0.0.9:port=7420",
+                                            "tcp:host=10.0.0.10:port=7420"))
+        self.assertEqual((uplink.failback, uplink.hub_timeout), (30.0, 2.0))
+        self.assertEqual(uplink.on_link, loop.report_now)
 
     def test_hello(self):
         """

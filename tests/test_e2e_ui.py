@@ -61,8 +61,8 @@ class Tmux:
 
 class TerminalUITests(e2e.FleetCase):
     """
-    Drive ``loopy-ui`` like a person: fleet screen, agent tabs, sort, filter,
-    help, back, quit.
+    Drive ``loopy-ui`` like a person: fleet screen, hubs screen, agent tabs,
+    sort, filter, help, back, quit.
     """
 
     def wait_screen(self, *needles: str, timeout: float = 15.0, absent: str = ""):
@@ -89,7 +89,14 @@ class TerminalUITests(e2e.FleetCase):
         # The fleet screen: the agent's line, the link line.
         screen = yield self.wait_screen(self.agent_id, "online", "Loopy · fleet",
                                         "agents online")
-        self.assertIn("hub hub (", screen)
+        self.assertIn(f"hub hub (tcp:{self.hub_port}:interface=127.0.0.1, connected) · mesh 1 hub",
+                      screen)
+
+        # The hubs screen: this hub alone, marked as the UI's; Esc goes back.
+        self.tmux.keys("h")
+        yield self.wait_screen("Loopy · hubs", "on hub · 1/1 hubs", "▸ hub ", " self ")
+        self.tmux.keys("Escape")
+        yield self.wait_screen("Loopy · fleet", self.agent_id)
 
         # Filter that matches nothing, then clear it.
         self.tmux.keys("/")

@@ -6,7 +6,10 @@ in-memory connections.
 from __future__ import annotations
 
 from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.testing import MemoryReactorClock
+from twisted.python.failure import Failure
 from twisted.test.iosim import (
     IOPump,
     connect,
@@ -19,18 +22,25 @@ from twisted.trial.unittest import SynchronousTestCase
 from loopy import __version__
 from loopy.hub.server import Hub
 from loopy.ui.client import CONNECTED, CONNECTING, RECONNECTING, HubClient
-from loopy.wire import AgentHello, BoundedAMP, Report
+from loopy.wire import AgentHello, BoundedAMP, Report, Watch
 from loopy import testing
 from loopy.testing import T0
 
 
-class HubClientTests(SynchronousTestCase):
+class HubClientCase(SynchronousTestCase):
+    """
+    A L{HubClient} of C{hubs} on a memory reactor, started, and a real
+    L{Hub} to accept its connections.
+    """
+
+    hubs: tuple[str, ...] = ("tcp:host=10.0.0.9:port=7420",)
+
     def setUp(self):
         self.reactor = MemoryReactorClock()
         self.reactor.advance(T0)
         self.hub = Hub("hub-a", "tcp:7420", self.reactor, push_interval=1.0)
         self.hub.doStart()
-        self.client = HubClient("tcp:host=10.0.0.9:port=7420", self.reactor)
+        self.client = HubClient(self.hubs, self.reactor)
         self.pumps: list[IOPump] = []
         self.client.start()
         self.addCleanup(self.stop)
@@ -77,6 +87,8 @@ class HubClientTests(SynchronousTestCase):
             pump.flush()
         self.assertEqual(answers, [{"hub": "hub-a"}, {"accepted": True}])
 
+
+class HubClientTests(HubClientCase):
     def test_connecting(self):
         self.assertEqual(
             [(host, port) for host, port, *_ in self.reactor.tcpClients],
@@ -160,3 +172,111 @@ class HubClientTests(SynchronousTestCase):
         self.accept()
         view, at, state = self.client.snapshot()
         self.assertEqual((at, state, self.client.updates), (T0 + 1.75, CONNECTED, 2))
+
+
+HUB_A, HUB_B = "tcp:host=10.0.0.1:port=7420", "tcp:host=10.0.0.2:port=7420"
+
+
+class SilentHub(BoundedAMP):
+    """
+    A hub that takes a Watch and never answers it, nor pushes.
+    """
+
+    @Watch.responder
+    def watch(self, detail):
+        return Deferred()
+
+
+class FailoverTests(HubClientCase):
+    """
+    A UI with hubs A and B moves along the list as the agent does, and
+    says which hub it is on.
+    """
+
+    hubs = (HUB_A, HUB_B)
+
+    def accept_with(self, server) -> IOPump:
+        host, port, factory, _timeout, _bind = self.reactor.tcpClients[-1]
+        ui = factory.buildProtocol(IPv4Address("TCP", host, port))
+        pump = connect(server, makeFakeServer(server), ui, makeFakeClient(ui),
+                       clock=self.reactor)
+        self.pumps.append(pump)
+        return pump
+
+    def refuse(self):
+        factory = self.reactor.tcpClients[-1][2]
+        factory.clientConnectionFailed(self.reactor.connectors[-1],
+                                       Failure(ConnectionRefusedError()))
+
+    def hosts(self):
+        return [host for host, *_ in self.reactor.tcpClients]
+
+    def test_first_hub(self):
+        self.assertEqual(self.hosts(), ["10.0.0.1"])
+        self.assertEqual(self.client.endpoint_in_use, HUB_A)
+        self.assertEqual(self.client.endpoint, HUB_A)
+
+    def test_refused_moves_on(self):
+        self.refuse()
+        self.assertEqual(self.client.endpoint_in_use, HUB_B)
+        self.reactor.advance(0.25)
+        self.assertEqual(self.hosts(), ["10.0.0.1", "10.0.0.2"])
+        self.accept()
+        self.assertEqual((self.client.snapshot()[2], self.client.endpoint_in_use),
+                         (CONNECTED, HUB_B))
+
+    def test_lost_moves_on(self):
+        pump = self.accept()
+        pump.server.transport.loseConnection()
+        self.flush()
+        self.assertEqual((self.client.snapshot()[2], self.client.endpoint_in_use),
+                         (RECONNECTING, HUB_B))
+        self.reactor.advance(0.25)
+        self.assertEqual(self.hosts(), ["10.0.0.1", "10.0.0.2"])
+
+    def test_watch_refused_moves_on(self):
+        """
+        A peer that fails the Watch (here: it does not know the command)
+        is left for the next hub.
+        """
+        pump = self.accept_with(BoundedAMP())
+        self.assertTrue(pump.clientIO.disconnected)
+        self.reactor.advance(0.25)
+        self.assertEqual(self.hosts(), ["10.0.0.1", "10.0.0.2"])
+
+    def test_silent_hub(self):
+        """
+        A hub that says nothing for 5 s is dropped, counted, and the next
+        one tried 0.25 s later.
+        """
+        pump = self.accept_with(SilentHub())
+        self.reactor.advance(4.99)
+        self.assertFalse(pump.clientIO.disconnected)
+        self.reactor.advance(0.01)
+        self.flush()
+        self.assertTrue(pump.clientIO.disconnected)
+        self.assertEqual(self.client.links_timed_out, 1)
+        self.reactor.advance(0.25)
+        self.assertEqual(self.hosts(), ["10.0.0.1", "10.0.0.2"])
+
+    def test_pushes_keep_the_link(self):
+        """
+        A hub pushing every second is never silent for 5 s.
+        """
+        self.accept()
+        for _ in range(20):
+            self.tick()
+        self.assertEqual((self.client.snapshot()[2], self.client.links_timed_out),
+                         (CONNECTED, 0))
+        self.assertEqual(self.client.updates, 21)
+
+    def test_no_failback(self):
+        """
+        The UI stays on B while B works, even once A is back.
+        """
+        self.refuse()
+        self.reactor.advance(0.25)
+        self.accept()
+        for _ in range(120):
+            self.tick()
+        self.assertEqual(self.hosts(), ["10.0.0.1", "10.0.0.2"])

@@ -10,10 +10,24 @@ import time
 import attrs
 from twisted.trial.unittest import SynchronousTestCase
 
-from loopy.model import AgentSummary, AlertEntry, FleetView
-from loopy.ui.views import (
+from loopy.model import DOWN, LINKED, REACHABLE, SELF, AgentSummary, AlertEntry, FleetView, \
+    HubState
+from loopy.ui.alertviews import (
     ALERTS,
+    alert_detail,
+    alert_search_text,
+    alerts_title,
+    evidence_lines,
+    filter_alerts,
+    find_alert,
+    full_time,
+    next_floor,
+    render_alerts,
+)
+from loopy.ui.hubs import HUBS, heard, hub_search_text, hubs_title, render_hubs
+from loopy.ui.views import (
     FLEET,
+    HELP,
     TABS,
     Column,
     Table,
@@ -22,29 +36,25 @@ from loopy.ui.views import (
     agent_alert_marker,
     agent_alerts,
     agent_headline,
-    alert_detail,
     alert_marker,
-    alert_search_text,
-    alerts_title,
     clock_time,
     dropping_agents,
-    evidence_lines,
-    filter_alerts,
-    find_alert,
     fleet_document,
     fleet_search_text,
-    full_time,
     human,
+    hub_text,
+    known_hubs,
+    mesh_summary,
     ms,
-    next_floor,
     next_sort,
     octets,
     percent,
     render,
-    render_alerts,
+    render_fleet,
     reverse_sort,
     severity_rank,
     status_line,
+    with_text,
 )
 from loopy import testing
 from loopy.testing import T0
@@ -182,15 +192,15 @@ class FleetScreenTests(SynchronousTestCase):
         header, rows, records = render(FLEET, list(view.agents), "", fleet_search_text)
         self.assertEqual(
             header,
-            "agent▲           host           status  alerts hub         pps in pps out   bps in"
+            "agent▲           host         status  alerts hub           pps in pps out   bps in"
             "  bps out    tcp  dns/s   drops  drop%  cpu%",
         )
         self.assertEqual(
             rows,
             [
-                "agent-a          host-a         online         hub-a           12       8   76.8kb"
+                "agent-a          host-a       online         hub-a             12       8   76.8kb"
                 "   9.60kb      1    0.5       2  0.99%  1.2%",
-                "agent-b          host-b         stale          hub-a           12       8   76.8kb"
+                "agent-b          host-b       stale          hub-a             12       8   76.8kb"
                 "   9.60kb      1    0.5       2  0.99%  1.2%",
             ],
         )
@@ -333,14 +343,16 @@ class StatusLineTests(SynchronousTestCase):
     def test_view(self):
         self.assertEqual(
             status_line("connected", testing.view(), 0.4),
-            "hub hub-a (connected) · 1/2 agents online · updated 0.4s ago · ? help  q quit",
+            "hub hub-a (tcp:7420, connected) · mesh 1 hub · 1/2 agents online · "
+            "updated 0.4s ago · ? help  q quit",
         )
 
     def test_reconnecting(self):
         view = FleetView(hub=testing.hub_info(name="hub-b"))
         self.assertEqual(
             status_line("reconnecting", view, 125),
-            "hub hub-b (reconnecting) · 0/0 agents online · updated 2m ago · ? help  q quit",
+            "hub hub-b (tcp:7420, reconnecting) · mesh 1 hub · 0/0 agents online · "
+            "updated 2m ago · ? help  q quit",
         )
 
 
@@ -381,8 +393,8 @@ class DropWarningTests(SynchronousTestCase):
     def test_status_line(self):
         self.assertEqual(
             status_line("connected", self.fleet(0.02), 1),
-            "hub hub-a (connected) · 1/1 agents online · updated 1.0s ago · "
-            "!! dropping: agent-0 2.0% · ? help  q quit",
+            "hub hub-a (tcp:7420, connected) · mesh 1 hub · 1/1 agents online · "
+            "updated 1.0s ago · !! dropping: agent-0 2.0% · ? help  q quit",
         )
 
     def test_percent(self):
@@ -393,7 +405,7 @@ class DropWarningTests(SynchronousTestCase):
 class DocumentTests(SynchronousTestCase):
     def test_shape(self):
         doc = fleet_document(testing.view())
-        self.assertEqual(sorted(doc), ["agents", "alerts", "hub"])
+        self.assertEqual(sorted(doc), ["agents", "alerts", "hub", "hubs"])
         self.assertEqual(doc["alerts"], [])
         self.assertEqual(doc["hub"]["name"], "hub-a")
         self.assertEqual(doc["hub"]["updates_coalesced"], 0)
@@ -512,8 +524,8 @@ class AlertMarkerTests(SynchronousTestCase):
         scanned = testing.entry("agent-c", alerts_active=1, alert_severity="critical")
         table = next_sort(next_sort(next_sort(attrs.evolve(FLEET, descending=True))))
         header, rows, records = render(table, [quiet, warned, scanned])
-        self.assertEqual(header[40:46], "aler…▼")
-        self.assertEqual([r[40:46] for r in rows], ["1 crit", "5 warn", "      "])
+        self.assertEqual(header[38:44], "aler…▼")
+        self.assertEqual([r[38:44] for r in rows], ["1 crit", "5 warn", "      "])
         self.assertEqual([e.agent_id for e in records], ["agent-c", "agent-b", "agent-a"])
 
     def test_fleet_search_severity(self):
@@ -555,8 +567,9 @@ class AlertMarkerTests(SynchronousTestCase):
             alerts=(spoof(), scan()))
         self.assertEqual(
             status_line("connected", view, 1),
-            "!! 2 alerts (1 critical) — press a · hub hub-a (connected) · 1/1 agents online · "
-            "updated 1.0s ago · !! dropping: agent-0 2.0% · ? help  q quit",
+            "!! 2 alerts (1 critical) — press a · hub hub-a (tcp:7420, connected) · "
+            "mesh 1 hub · 1/1 agents online · updated 1.0s ago · !! dropping: agent-0 2.0% · "
+            "? help  q quit",
         )
 
 
@@ -783,3 +796,248 @@ class AlertDocumentTests(SynchronousTestCase):
              "acknowledged_by": "ann@desk", "acknowledged_at": T0 - 2, "seq": 1})
         self.assertEqual((first["kind"], first["state"], first["dst"]),
                          ("arp_spoof", "active", None))
+
+
+# -- the mesh -----------------------------------------------------------------
+
+
+def mesh_view() -> FleetView:
+    """
+    The UI on hub-a of four hubs: hub-b linked, hub-c heard through hub-b,
+    hub-d down; agent-a on hub-a, agent-d on hub-d, agent-x on a hub the
+    mesh does not list.
+    """
+    hubs = (
+        HubState("hub-a", "tcp:7420", SELF, last_heard=T0, epoch=1_699_999_940_000_000,
+                 agents_linked=1, peers=("hub-b",)),
+        HubState("hub-b", "tcp:10.0.0.2:7420", LINKED, last_heard=T0 - 0.2,
+                 epoch=1_699_999_000_000_000, agents_linked=2, peers=("hub-a", "hub-c")),
+        HubState("hub-c", "tcp:10.0.0.3:7420", REACHABLE, last_heard=T0 - 0.7,
+                 agents_linked=0, peers=("hub-b",)),
+        HubState("hub-d", "tcp:10.0.0.4:7420", DOWN, last_heard=T0 - 125,
+                 agents_linked=3),
+    )
+    agents = (testing.entry("agent-a"), testing.entry("agent-d", "offline", hub="hub-d"),
+              testing.entry("agent-x", hub="hub-x"))
+    return FleetView(hub=testing.hub_info(), agents=agents, hubs=hubs)
+
+
+class KnownHubsTests(SynchronousTestCase):
+    def test_listed(self):
+        """
+        The hubs the UI's hub sends are the mesh, in its order.
+        """
+        view = mesh_view()
+        self.assertEqual(known_hubs(view), view.hubs)
+
+    def test_hub_without_list(self):
+        """
+        A hub that sends no list (older than the mesh) is the mesh alone,
+        state self, made from what it says of itself.
+        """
+        view = testing.view()
+        self.assertEqual(known_hubs(view), (
+            HubState("hub-a", "tcp:7420", SELF, last_heard=T0,
+                     epoch=1_699_999_940_000_000, agents_linked=1),))
+
+    def test_mesh_summary(self):
+        hub = HubState("h", "tcp:1", SELF)
+        self.assertEqual(
+            [mesh_summary(hubs) for hubs in [
+                (hub,), mesh_view().hubs, mesh_view().hubs[:3],
+                (hub, attrs.evolve(hub, name="i", state=DOWN),
+                 attrs.evolve(hub, name="j", state=DOWN))]],
+            ["mesh 1 hub", "mesh 4 hubs, 1 down", "mesh 3 hubs", "mesh 3 hubs, 2 down"])
+
+    def test_status_line(self):
+        """
+        The link line names the UI's hub, its endpoint and the link state,
+        then the mesh.
+        """
+        self.assertEqual(
+            status_line("connected", mesh_view(), 0.4),
+            "hub hub-a (tcp:7420, connected) · mesh 4 hubs, 1 down · 2/3 agents online · "
+            "updated 0.4s ago · ? help  q quit",
+        )
+
+    def test_status_line_dialing(self):
+        """
+        Before the first view, the link line says what the UI dials.
+        """
+        self.assertEqual(
+            status_line("connecting", None, None, dialing="tcp:127.0.0.1:7420"),
+            "hub: tcp:127.0.0.1:7420 connecting · no data yet · ? help  q quit",
+        )
+
+    def test_status_line_failing_over(self):
+        """
+        While not linked, the line keeps the last hub's view and says which
+        hub the UI is trying.
+        """
+        self.assertEqual(
+            status_line("reconnecting", mesh_view(), 2.5, dialing="tcp:10.0.0.2:7420"),
+            "hub hub-a (tcp:7420, reconnecting to tcp:10.0.0.2:7420) · mesh 4 hubs, 1 down · "
+            "2/3 agents online · updated 2.5s ago · ? help  q quit",
+        )
+
+    def test_document(self):
+        """
+        C{loopy-ui --json} lists every hub with its fields; each agent says
+        its hub.
+        """
+        doc = fleet_document(mesh_view())
+        self.assertEqual(json.loads(json.dumps(doc)), doc)
+        self.assertEqual(doc["hubs"][0], {
+            "name": "hub-a", "endpoint": "tcp:7420", "state": "self", "last_heard": T0,
+            "epoch": 1_699_999_940_000_000, "agents_linked": 1, "peers": ["hub-b"]})
+        self.assertEqual([(h["name"], h["state"], h["last_heard"], h["peers"])
+                          for h in doc["hubs"][1:]],
+                         [("hub-b", "linked", T0 - 0.2, ["hub-a", "hub-c"]),
+                          ("hub-c", "reachable", T0 - 0.7, ["hub-b"]),
+                          ("hub-d", "down", T0 - 125, [])])
+        self.assertEqual([a["hub"] for a in doc["agents"]], ["hub-a", "hub-d", "hub-x"])
+
+    def test_document_hub_without_list(self):
+        self.assertEqual(
+            fleet_document(testing.view())["hubs"],
+            [{"name": "hub-a", "endpoint": "tcp:7420", "state": "self", "last_heard": T0,
+              "epoch": 1_699_999_940_000_000, "agents_linked": 1, "peers": []}])
+
+
+class AgentHubTests(SynchronousTestCase):
+    """
+    Each agent's hub, marked when the mesh has lost it.
+    """
+
+    def test_hub_text(self):
+        self.assertEqual(
+            [hub_text("hub-a", s) for s in (SELF, LINKED, REACHABLE, None, DOWN)],
+            ["hub-a", "hub-a", "hub-a", "hub-a", "hub-a (down)"])
+
+    def test_hub_text_cut(self):
+        """
+        In a narrow cell the name is cut, never the mark.
+        """
+        self.assertEqual(hub_text("hub-a", DOWN, width=12), "hub-a (down)")
+        self.assertEqual(hub_text("london-1", DOWN, width=14), "london… (down)")
+        self.assertEqual(hub_text("london-1", LINKED, width=14), "london-1")
+
+    def test_fleet_rows(self):
+        header, rows, records = render_fleet(FLEET, mesh_view())
+        self.assertEqual(header, render(FLEET, [])[0])
+        self.assertEqual([r[45:57] for r in rows],
+                         ["hub-a       ", "hub-d (down)", "hub-x       "])
+        self.assertEqual([e.agent_id for e in records], ["agent-a", "agent-d", "agent-x"])
+
+    def test_fleet_sort_by_hub(self):
+        """
+        The hub column sorts by the hub's name, whatever its mark.
+        """
+        table = reverse_sort(next_sort(next_sort(next_sort(next_sort(FLEET)))))
+        _, rows, records = render_fleet(table, mesh_view())
+        self.assertEqual([e.agent_id for e in records], ["agent-x", "agent-d", "agent-a"])
+        self.assertEqual(rows[1][45:57], "hub-d (down)")
+
+    def test_fleet_filter_down(self):
+        """
+        C{/ down} lists the agents whose hub the mesh has lost.
+        """
+        _, _, records = render_fleet(FLEET, mesh_view(), "DOWN")
+        self.assertEqual([e.agent_id for e in records], ["agent-d"])
+
+    def test_fleet_no_view(self):
+        self.assertEqual(render_fleet(FLEET, None), (render(FLEET, [])[0], [], []))
+
+    def test_fleet_hub_without_list(self):
+        _, rows, _ = render_fleet(FLEET, testing.view())
+        self.assertEqual(rows, render(FLEET, testing.view().agents)[1])
+
+    def test_headline(self):
+        view = mesh_view()
+        self.assertEqual(
+            agent_headline(view.agents[1], T0, hubs=view.hubs)[0],
+            "agent-d (host-d)  offline  via hub-d (down)  last report 0.5s ago")
+        self.assertEqual(
+            agent_headline(view.agents[0], T0, hubs=view.hubs)[0],
+            "agent-a (host-a)  online  via hub-a  last report 0.5s ago")
+
+    def test_with_text(self):
+        table = with_text(FLEET, "hub", lambda e: "x")
+        self.assertEqual([c.title for c in table.columns], [c.title for c in FLEET.columns])
+        self.assertEqual(table.columns[4].text(testing.entry()), "x")
+        self.assertEqual((table.sort, table.descending), (FLEET.sort, FLEET.descending))
+        self.assertRaises(ValueError, with_text, FLEET, "nope", str)
+
+
+class HubsScreenTests(SynchronousTestCase):
+    def test_rows(self):
+        """
+        One row per hub, the UI's own first and marked; last heard is an age
+        by the hub clock of the view.
+        """
+        header, rows, records = render_hubs(HUBS, mesh_view())
+        self.assertEqual(
+            header,
+            "hub▲             endpoint                       state     last heard agents peers"
+            + " " * 35)
+        self.assertEqual([r.rstrip() for r in rows], [
+            "▸ hub-a          tcp:7420                       self            0.0s      1 hub-b",
+            "  hub-b          tcp:10.0.0.2:7420              linked          0.2s      2 "
+            "hub-a hub-c",
+            "  hub-c          tcp:10.0.0.3:7420              reachable       0.7s      0 hub-b",
+            "  hub-d          tcp:10.0.0.4:7420              down              2m      3 -",
+        ])
+        self.assertEqual(records, list(mesh_view().hubs))
+
+    def test_self_first(self):
+        """
+        Sorted by name, the UI's hub stays first.
+        """
+        view = attrs.evolve(mesh_view(), hub=testing.hub_info(name="hub-c"), hubs=(
+            attrs.evolve(mesh_view().hubs[2], state=SELF),
+            attrs.evolve(mesh_view().hubs[0], state=LINKED)) + mesh_view().hubs[1::2])
+        _, rows, _ = render_hubs(HUBS, view)
+        self.assertEqual([r[:7] for r in rows], ["▸ hub-c", "  hub-a", "  hub-b", "  hub-d"])
+
+    def test_sort_by_state(self):
+        table = reverse_sort(next_sort(next_sort(HUBS)))
+        _, _, records = render_hubs(table, mesh_view())
+        self.assertEqual([h.state for h in records], [DOWN, REACHABLE, LINKED, SELF])
+
+    def test_never_heard(self):
+        self.assertEqual(heard(HubState("h", "tcp:1", DOWN), T0), "-")
+        self.assertEqual(heard(mesh_view().hubs[1], T0), "0.2s")
+
+    def test_filter(self):
+        _, _, records = render_hubs(HUBS, mesh_view(), "hub-c")
+        self.assertEqual([h.name for h in records], ["hub-b", "hub-c"])
+        _, _, records = render_hubs(HUBS, mesh_view(), "10.0.0.4")
+        self.assertEqual([h.name for h in records], ["hub-d"])
+
+    def test_search_text(self):
+        self.assertEqual(hub_search_text(mesh_view().hubs[1]),
+                         "hub-b tcp:10.0.0.2:7420 linked hub-a hub-c")
+
+    def test_hub_without_list(self):
+        _, rows, _ = render_hubs(HUBS, testing.view())
+        self.assertEqual([r.rstrip() for r in rows], [
+            "▸ hub-a          tcp:7420                       self            0.0s      1 -"])
+
+    def test_no_view(self):
+        self.assertEqual(render_hubs(HUBS, None)[1:], ([], []))
+        self.assertEqual(hubs_title(None, 0), "no data yet")
+
+    def test_title(self):
+        view = mesh_view()
+        self.assertEqual(hubs_title(view, 4), "on hub-a · 4/4 hubs: 1 linked, 1 reachable, 1 down")
+        self.assertEqual(hubs_title(view, 1, "hub-d"),
+                         "on hub-a · 1/4 hubs: 1 linked, 1 reachable, 1 down · filter: hub-d")
+        self.assertEqual(hubs_title(testing.view(), 1), "on hub-a · 1/1 hubs")
+
+    def test_help(self):
+        """
+        The help names the hubs key and the states.
+        """
+        self.assertIn("  h        hubs of the mesh", HELP)
+        for word in ("self", "linked", "reachable", "down", "h1 (down)"):
+            self.assertIn(word, HELP)

@@ -9,7 +9,9 @@ from typing import Optional
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.testing import MemoryReactorClock
+from twisted.python.failure import Failure
 from twisted.test.iosim import (
     ConnectionCompleter,
     IOPump,
@@ -20,6 +22,8 @@ from twisted.test.iosim import (
 from twisted.trial.unittest import SynchronousTestCase
 
 from loopy import __version__
+from loopy.agent.monitor import Monitor
+from loopy.agent.service import ReportLoop
 from loopy.agent.uplink import RETRY_POLICY, Uplink
 from loopy.errors import WireError
 from loopy.wire import AgentHello, BoundedAMP, Report, SendAlert
@@ -65,24 +69,38 @@ class FakeHub(BoundedAMP):
         return self._answer(self.alert_answer)
 
 
-class UplinkTests(SynchronousTestCase):
+def hello() -> dict:
+    return {"agent_id": "agent-a", "hostname": "host-a", "epoch": EPOCH}
+
+
+class UplinkCase(SynchronousTestCase):
+    """
+    An L{Uplink} to C{hubs} on a memory reactor, started; C{links_made}
+    has the reactor time of each call of its C{on_link} hook.
+    """
+
+    hubs: tuple[str, ...] = ("tcp:host=10.0.0.9:port=7420",)
+    failback = 60.0
+
     def setUp(self):
         self.reactor = MemoryReactorClock()
-        self.uplink = Uplink(
-            "tcp:host=10.0.0.9:port=7420",
-            self.reactor,
-            lambda: {"agent_id": "agent-a", "hostname": "host-a", "epoch": EPOCH},
-        )
+        self.links_made: list[float] = []
+        self.uplink = Uplink(self.hubs, self.reactor, hello, failback=self.failback,
+                             on_link=lambda: self.links_made.append(self.reactor.seconds()))
         self.pump: Optional[IOPump] = None
+        self.pumps: list[IOPump] = []
         self.uplink.startService()
         self.addCleanup(self.stop)
 
     def stop(self):
         d = self.uplink.stopService()
-        if self.pump is not None:
-            self.pump.flush()
+        self.flush()
         self.successResultOf(d)
         self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def flush(self):
+        for pump in self.pumps:
+            pump.flush()
 
     def accept(self, hub: Optional[FakeHub] = None) -> FakeHub:
         """
@@ -95,12 +113,29 @@ class UplinkTests(SynchronousTestCase):
         self.pump = connect(
             hub, makeFakeServer(hub), link, makeFakeClient(link), clock=self.reactor
         )
+        self.pumps.append(self.pump)
         return hub
+
+    def refuse(self):
+        """
+        Fail the newest connection attempt: connection refused.
+        """
+        factory = self.reactor.tcpClients[-1][2]
+        factory.clientConnectionFailed(self.reactor.connectors[-1],
+                                       Failure(ConnectionRefusedError()))
 
     def drop(self, hub: FakeHub):
         hub.transport.loseConnection()
-        self.pump.flush()
+        self.flush()
 
+    def hosts(self) -> list[str]:
+        """
+        The host of every connection attempt so far.
+        """
+        return [host for host, *_ in self.reactor.tcpClients]
+
+
+class UplinkTests(UplinkCase):
     def counters(self):
         u = self.uplink
         return dict(sent=u.reports_sent, acked=u.reports_acked,
@@ -123,7 +158,7 @@ class UplinkTests(SynchronousTestCase):
         self.assertEqual(
             hub.hellos,
             [{"agent_id": "agent-a", "hostname": "host-a", "epoch": EPOCH,
-              "version": __version__}],
+              "version": __version__, "link": 1}],
         )
         self.assertTrue(self.uplink.linked)
         self.assertEqual(self.uplink.hub_name, "hub-a")
@@ -276,3 +311,326 @@ class UplinkTests(SynchronousTestCase):
         self.successResultOf(d)
         self.assertFalse(self.uplink.linked)
         self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+
+HUB_A, HUB_B, HUB_C = ("tcp:host=10.0.0.1:port=7420", "tcp:host=10.0.0.2:port=7420",
+                       "tcp:host=10.0.0.3:port=7420")
+
+
+def named(name: str) -> FakeHub:
+    hub = FakeHub()
+    hub.hello_answer = {"hub": name}
+    return hub
+
+
+class FailoverTests(UplinkCase):
+    """
+    With three hubs: every end of a connection moves to the next hub,
+    0.25 s later within a cycle, with backoff after a whole cycle.
+    """
+
+    hubs = (HUB_A, HUB_B, HUB_C)
+
+    def test_first_hub_first(self):
+        self.assertEqual(self.hosts(), ["10.0.0.1"])
+        self.accept(named("hub-a"))
+        self.assertEqual((self.uplink.hub_name, self.uplink.hub_endpoint), ("hub-a", HUB_A))
+        self.assertEqual((self.uplink.links, self.uplink.failovers), (1, 0))
+
+    def test_lost_link_moves_on(self):
+        """
+        The link to A is lost: 0.25 s later the agent connects to B, says
+        hello as its second link, and counts a failover.
+        """
+        a = self.accept(named("hub-a"))
+        self.drop(a)
+        self.reactor.advance(0.24)
+        self.assertEqual(self.hosts(), ["10.0.0.1"])
+        self.reactor.advance(0.01)
+        self.assertEqual(self.hosts(), ["10.0.0.1", "10.0.0.2"])
+        b = self.accept(named("hub-b"))
+        self.assertEqual([h["link"] for h in b.hellos], [2])
+        self.assertEqual((self.uplink.hub_name, self.uplink.hub_endpoint), ("hub-b", HUB_B))
+        self.assertEqual((self.uplink.links, self.uplink.failovers), (2, 1))
+        self.uplink.send(testing.report(seq=5))
+        self.flush()
+        self.assertEqual(b.reports, [testing.report(seq=5)])
+
+    def test_refused_connection_moves_on(self):
+        self.refuse()
+        self.reactor.advance(0.25)
+        self.assertEqual(self.hosts(), ["10.0.0.1", "10.0.0.2"])
+        self.accept(named("hub-b"))
+        # Never linked to A: a first link, not a failover.
+        self.assertEqual((self.uplink.links, self.uplink.failovers), (1, 0))
+        self.assertEqual([h["link"] for h in self.pump.server.hellos], [1])
+
+    def test_connect_timeout(self):
+        """
+        An attempt not connected within 2 s fails; the next hub is tried
+        0.25 s later.
+        """
+        self.reactor.advance(2.0)
+        self.assertEqual(self.hosts(), ["10.0.0.1"])
+        self.reactor.advance(0.25)
+        self.assertEqual(self.hosts(), ["10.0.0.1", "10.0.0.2"])
+
+    def test_refused_hello_moves_on(self):
+        """
+        A hub that refuses the hello is hung up on; the next hub is tried
+        0.25 s later, and the refused hello counts no link.
+        """
+        a = FakeHub()
+        a.hello_answer = WireError("the hub's agent table is full")
+        self.accept(a)
+        self.assertTrue(self.pump.clientIO.disconnected)
+        self.reactor.advance(0.25)
+        self.assertEqual(self.hosts(), ["10.0.0.1", "10.0.0.2"])
+        b = self.accept(named("hub-b"))
+        self.assertEqual([h["link"] for h in b.hellos], [1])
+
+    def test_wraps_and_backs_off(self):
+        """
+        A whole cycle of failures waits the backoff (0.75-1.75 s after the
+        first cycle, 1.125-2.125 s after the second), then goes round the
+        list again from where it is, 0.25 s between hubs.
+        """
+        waits = []
+        for _ in range(6):
+            self.refuse()
+            (retry,) = self.reactor.getDelayedCalls()
+            waits.append(round(retry.getTime() - self.reactor.seconds(), 6))
+            self.reactor.advance(retry.getTime() - self.reactor.seconds())
+        self.assertEqual(self.hosts(), ["10.0.0.1", "10.0.0.2", "10.0.0.3"] * 2
+                         + ["10.0.0.1"])
+        self.assertEqual(waits[:2] + waits[3:5], [0.25] * 4)
+        self.assertTrue(0.75 <= waits[2] <= 1.75, waits)
+        self.assertTrue(1.125 <= waits[5] <= 2.125, waits)
+
+    def test_hub_timeout(self):
+        """
+        A report unanswered for 3 s (a hub that stopped answering, no FIN):
+        the link is aborted, counted, and the next hub tried 0.25 s later.
+        """
+        a = self.accept(named("hub-a"))
+        a.report_answer = Deferred()
+        self.uplink.send(testing.report(seq=1))
+        self.flush()
+        self.reactor.advance(2.99)
+        self.assertTrue(self.uplink.linked)
+        self.reactor.advance(0.01)
+        self.flush()
+        self.assertFalse(self.uplink.linked)
+        self.assertEqual((self.uplink.links_timed_out, self.uplink.reports_failed), (1, 1))
+        self.reactor.advance(0.25)
+        self.assertEqual(self.hosts(), ["10.0.0.1", "10.0.0.2"])
+        self.accept(named("hub-b"))
+        self.assertEqual(self.uplink.failovers, 1)
+
+    def test_alert_timeout(self):
+        a = self.accept(named("hub-a"))
+        a.alert_answer = Deferred()
+        self.uplink.send_alert(testing.alert(seq=1))
+        self.reactor.advance(3)
+        self.flush()
+        self.assertEqual((self.uplink.linked, self.uplink.links_timed_out), (False, 1))
+
+    def test_hello_timeout(self):
+        a = FakeHub()
+        a.hello_answer = Deferred()
+        self.accept(a)
+        self.reactor.advance(3)
+        self.flush()
+        self.assertTrue(self.pump.clientIO.disconnected)
+        self.assertEqual(self.uplink.links_timed_out, 1)
+        self.reactor.advance(0.25)
+        self.assertEqual(self.hosts(), ["10.0.0.1", "10.0.0.2"])
+
+    def test_answered_calls_leave_no_timer(self):
+        self.accept(named("hub-a"))
+        self.uplink.send(testing.report(seq=1))
+        self.flush()
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_hook_on_every_link(self):
+        """
+        The C{on_link} hook runs the moment each hello is accepted.
+        """
+        a = FakeHub()
+        a.hello_answer = Deferred()
+        self.accept(a)
+        self.assertEqual(self.links_made, [])
+        a.hello_answer.callback({"hub": "hub-a"})
+        self.flush()
+        self.assertEqual(self.links_made, [0.0])
+        self.drop(a)
+        self.reactor.advance(0.25)
+        self.accept(named("hub-b"))
+        self.assertEqual(self.links_made, [0.0, 0.25])
+
+
+class FailbackTests(UplinkCase):
+    """
+    Linked to a hub after the first, the agent tries the hubs before it
+    every 60 s, and moves to the first that accepts its hello.
+    """
+
+    hubs = (HUB_A, HUB_B)
+
+    def setUp(self):
+        UplinkCase.setUp(self)
+        self.refuse()
+        self.reactor.advance(0.25)
+        self.b = self.accept(named("hub-b"))
+
+    def test_moves_back(self):
+        """
+        60 s after linking to B the agent connects to A and says hello
+        (link 2); A accepts: its link replaces B's, which is closed, and
+        the hook runs (a report at once).
+        """
+        self.reactor.advance(59.99)
+        self.assertEqual(self.hosts(), ["10.0.0.1", "10.0.0.2"])
+        self.reactor.advance(0.01)
+        self.assertEqual(self.hosts(), ["10.0.0.1", "10.0.0.2", "10.0.0.1"])
+        b_pump = self.pump
+        a = self.accept(named("hub-a"))
+        self.assertEqual([h["link"] for h in a.hellos], [2])
+        self.flush()
+        self.assertTrue(b_pump.clientIO.disconnected)
+        self.assertEqual((self.uplink.hub_name, self.uplink.hub_endpoint), ("hub-a", HUB_A))
+        self.assertEqual((self.uplink.links, self.uplink.failbacks, self.uplink.failovers),
+                         (2, 1, 0))
+        self.assertEqual(self.links_made, [0.25, 60.25])
+        self.uplink.send(testing.report(seq=7))
+        self.flush()
+        self.assertEqual((a.reports, self.b.reports), ([testing.report(seq=7)], []))
+        # Linked to the first hub: no more tries, no reconnection pending.
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_lost_after_failback(self):
+        """
+        When the link made by a failback is lost, the agent moves on to
+        the next hub at once.
+        """
+        self.reactor.advance(60)
+        a = self.accept(named("hub-a"))
+        self.drop(a)
+        self.assertFalse(self.uplink.linked)
+        self.assertEqual(self.hosts(), ["10.0.0.1", "10.0.0.2", "10.0.0.1", "10.0.0.2"])
+        self.accept(named("hub-b"))
+        self.assertEqual((self.uplink.links, self.uplink.failovers), (3, 1))
+
+    def test_not_taken(self):
+        """
+        A first hub still down, or refusing the hello: the agent stays on B
+        and tries again 60 s later.
+        """
+        self.reactor.advance(60)
+        self.refuse()
+        self.reactor.advance(60)
+        a = FakeHub()
+        a.hello_answer = WireError("no")
+        self.accept(a)
+        self.assertTrue(self.pump.clientIO.disconnected)
+        self.assertEqual((self.uplink.hub_endpoint, self.uplink.linked), (HUB_B, True))
+        self.assertEqual(self.hosts(), ["10.0.0.1", "10.0.0.2", "10.0.0.1", "10.0.0.1"])
+        self.reactor.advance(60)
+        self.assertEqual(len(self.hosts()), 5)
+
+    def test_link_lost_during_try(self):
+        """
+        The link to B lost while A is being tried: the try is abandoned and
+        the agent goes on by the failover rule.
+        """
+        self.reactor.advance(60)
+        probe = FakeHub()
+        probe.hello_answer = Deferred()
+        self.accept(probe)
+        self.drop(self.b)
+        self.assertTrue(self.pump.clientIO.disconnected)
+        self.assertEqual(self.uplink.failbacks, 0)
+
+    def test_stop_while_connecting_to_try(self):
+        """
+        Stopping while the try's connection attempt is under way cancels
+        it; the cleanup checks that no timer is left.
+        """
+        self.reactor.advance(60)
+        self.assertEqual(len(self.reactor.getDelayedCalls()), 1)  # its connect timeout
+        d = self.uplink.stopService()
+        self.flush()
+        self.successResultOf(d)
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_stop_during_try_hello(self):
+        """
+        Stopping while the try's hello is unanswered closes its connection
+        and the hello's timer goes.
+        """
+        self.reactor.advance(60)
+        probe = FakeHub()
+        probe.hello_answer = Deferred()
+        self.accept(probe)
+        probe_pump = self.pump
+        d = self.uplink.stopService()
+        self.flush()
+        self.successResultOf(d)
+        self.assertTrue(probe_pump.clientIO.disconnected)
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+
+class NoFailbackTests(UplinkCase):
+    hubs = (HUB_A, HUB_B)
+    failback = 0
+
+    def test_stays(self):
+        self.refuse()
+        self.reactor.advance(0.25)
+        self.accept(named("hub-b"))
+        self.reactor.advance(3600)
+        self.assertEqual(self.hosts(), ["10.0.0.1", "10.0.0.2"])
+        self.assertEqual(self.uplink.hub_endpoint, HUB_B)
+
+
+class ReportOnLinkTests(UplinkCase):
+    """
+    The agent as assembled: the report loop sends a report the moment a
+    hub accepts the agent, and counts its next interval from then.
+    """
+
+    hubs = (HUB_A, HUB_B)
+
+    def setUp(self):
+        UplinkCase.setUp(self)
+        monitor = Monitor("agent-a", "host-a", EPOCH, [])
+        self.loop = ReportLoop(monitor, CaptureStub(), self.uplink, 1.0, self.reactor)
+        self.uplink.on_link = self.loop.report_now
+        self.loop.startService()
+        self.addCleanup(self.loop.stopService)
+
+    def test_report_at_once_on_relink(self):
+        a = self.accept(named("hub-a"))
+        self.assertEqual(a.reports, [])  # no report made yet: nothing to measure
+        self.reactor.advance(1.0)
+        self.flush()
+        self.assertEqual([r.seq for r in a.reports], [1])
+        self.drop(a)
+        self.reactor.advance(0.25)
+        b = self.accept(named("hub-b"))
+        self.assertEqual([(r.seq, r.ts, r.interval) for r in b.reports], [(2, 1.25, 0.25)])
+        self.reactor.advance(0.99)
+        self.flush()
+        self.assertEqual(len(b.reports), 1)
+        self.reactor.advance(0.01)
+        self.flush()
+        self.assertEqual([(r.seq, r.ts) for r in b.reports], [(2, 1.25), (3, 2.25)])
+
+
+class CaptureStub:
+    """
+    What a report loop asks of a capture source, with nothing captured.
+    """
+
+    def poll_kernel_stats(self):
+        pass

@@ -447,6 +447,7 @@ class ReportLoop(MultiService):
         self._check_loop = LoopingCall(self._check)
         self._check_loop.clock = clock
         self._check_interval = check_interval
+        self._reported = False
 
     def startService(self):
         MultiService.startService(self)
@@ -472,6 +473,23 @@ class ReportLoop(MultiService):
         # Not waiting for the hub's answer: the loop keeps its own beat.
         self.tick()
 
+    def report_now(self) -> Deferred:
+        """
+        Make and send a report at once, and count the next interval from
+        now: the uplink calls this when a hub accepts the agent, so a new
+        link gets the agent's whole state (reports are full snapshots and
+        carry the open alerts) without waiting for the beat.  Before the
+        loop's first report there is no interval to measure rates over, and
+        nothing is sent: the first report follows within an interval.
+
+        :returns: as L{tick}.
+        """
+        if not self._reported:
+            return succeed(None)
+        if self._loop.running:
+            self._loop.reset()
+        return self.tick()
+
     def tick(self) -> Deferred:
         """
         Make and send one report.
@@ -485,6 +503,7 @@ class ReportLoop(MultiService):
             if now is None:
                 return succeed(None)
             report = self._monitor.report(now)
+            self._reported = True
             return self._uplink.send(report)
         except Exception:
             log.failure("making or sending a report failed")

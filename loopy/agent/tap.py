@@ -14,7 +14,13 @@ from loopy.analysis.base import AnalyserConfig, find_analysers
 from loopy.dissect import bpf
 from loopy.endpoints import tcp_target
 from loopy.errors import LoopyError
-from loopy.options import LoopyOptions, hub_option, port, positive_float, positive_int
+from loopy.options import (
+    HubListOptions,
+    non_negative_float,
+    port,
+    positive_float,
+    positive_int,
+)
 
 
 CAPTURE_METHODS = ("ring", "socket")
@@ -31,7 +37,7 @@ def capture_method(value: str) -> str:
     return value
 
 
-class Options(LoopyOptions):
+class Options(HubListOptions):
     """
     Options of ``twistd loopy-agent``.
     """
@@ -51,8 +57,12 @@ class Options(LoopyOptions):
          "With --pcap: stop once the file is replayed and the final report sent."],
     ]
     optParameters = [
-        ["hub", None, "tcp:127.0.0.1:7420",
-         "The hub: HOST[:PORT] or a client endpoint string."],
+        ["failback", None, 60.0,
+         "Seconds between tries of the hubs listed before the linked one "
+         "(0: stay on the linked hub until it fails).", non_negative_float],
+        ["hub-timeout", None, 3.0,
+         "Seconds a call to the hub may go unanswered before the link is "
+         "dropped and the next hub tried.", positive_float],
         ["filter", None, None,
          "Capture only traffic matching this tcpdump expression (pcap-filter(7))."],
         ["agent-id", None, None, "This agent's id in the fleet [default: host name]."],
@@ -81,7 +91,7 @@ class Options(LoopyOptions):
     ]
 
     def __init__(self):
-        usage.Options.__init__(self)
+        HubListOptions.__init__(self)
         self["interfaces"] = []
         self["dns-ports"] = []
 
@@ -104,7 +114,7 @@ class Options(LoopyOptions):
             raise usage.UsageError(f"--dns-port {value!r}: {e}") from None
 
     def postOptions(self):
-        self["hub"] = hub_option(self["hub"])
+        HubListOptions.postOptions(self)
         if self["pcap"] is not None:
             self._pcap_options()
         else:
@@ -157,9 +167,9 @@ class Options(LoopyOptions):
         for name in self["interfaces"]:
             if name != "any" and name not in {n for _, n in socket.if_nameindex()}:
                 raise usage.UsageError(f"no network interface named {name!r}")
-        target = tcp_target(self["hub"])
+        targets = [t for t in map(tcp_target, self["hubs"]) if t is not None]
         self["kernel-filter"] = bpf.combine(
-            bpf.exclude_endpoints([target] if target else []), self["filter"]
+            bpf.exclude_endpoints(targets), self["filter"]
         )
         if self["kernel-filter"]:
             try:
@@ -184,7 +194,8 @@ def analyser_config(options: Options) -> AnalyserConfig:
 def makeService(options: Options, reactor=None):
     """
     Assemble the agent: capture (live sockets, or a capture file with
-    C{--pcap}) → monitor → report loop → uplink.  Starts nothing.
+    C{--pcap}) → monitor → report loop → uplink (which asks the loop for a
+    report at once on every new hub link).  Starts nothing.
 
     :raises usage.UsageError: if an analyser plugin is missing.
     """
@@ -230,9 +241,11 @@ def makeService(options: Options, reactor=None):
         now = None
     monitor.attach_capture(capture)
     uplink = Uplink(
-        options["hub"],
+        options["hubs"],
         reactor,
         lambda: {"agent_id": options["agent-id"], "hostname": hostname, "epoch": epoch},
+        hub_timeout=options["hub-timeout"],
+        failback=options["failback"],
     )
     book.emit = uplink.send_alert
     capture.setServiceParent(top)
@@ -240,6 +253,7 @@ def makeService(options: Options, reactor=None):
     loop = ReportLoop(monitor, capture, uplink, options["interval"], reactor, now=now,
                       check_interval=settings.check_interval)
     loop.setServiceParent(top)
+    uplink.on_link = loop.report_now
     if options["pcap"] is not None:
         capture.when_done().addCallback(
             after_replay, loop, reactor, bool(options["exit-after-pcap"]))

@@ -1,62 +1,125 @@
 # -*- test-case-name: tests.test_uplink -*-
 """
-The agent's link to its hub: an AMP client kept connected by
-L{ClientService} with exponential backoff, that introduces the agent
+The agent's link to a hub of its failover list: an AMP client kept connected
+by L{ClientService} over a L{FailoverEndpoint}, that introduces the agent
 (L{AgentHello}) and then carries its reports (L{Report}) and, the moment
 they are raised, updated or ended, its alerts (L{SendAlert}).
+
+The agent is linked to one hub at a time.  It moves to the next hub of the
+list when an attempt fails, a hub refuses its hello, the link is lost, or a
+call on the link goes unanswered for C{hub_timeout} seconds (the link is
+aborted: a cut link sends no FIN).  While linked to a hub that is not the
+first of the list it tries the hubs before it every C{failback} seconds
+(L{Uplink}); the rule in full is in docs/reference.md, "Hub failover".
 """
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence, Union
 
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, succeed
-from twisted.internet.endpoints import clientFromString
+from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
 from loopy import __version__
 from loopy.errors import WireError
+from loopy.failover import CONNECT_TIMEOUT, FailoverEndpoint, _cancelled
 from loopy.model import AgentReport, Alert
 from loopy.wire import AgentHello, BoundedAMP, Report, SendAlert
 
 log = Logger()
 
-#: Reconnect delays (Twisted's backoffPolicy): 0.5 s × 1.5^attempts, capped at
-#: 10 s, plus up to 1 s of random jitter, so the first retry waits 0.75-1.75 s
-#: and none waits more than 11 s.
+#: Reconnect delays after a whole cycle through the hub list failed
+#: (Twisted's backoffPolicy): 0.5 s × 1.5^cycles, capped at 10 s, plus up to
+#: 1 s of random jitter, so the first waits 0.75-1.75 s and none more than
+#: 11 s.  Within a cycle the wait is 0.25 s (L{loopy.failover.CYCLE_DELAY}).
 RETRY_POLICY = backoffPolicy(initialDelay=0.5, maxDelay=10.0, factor=1.5)
+#: Seconds a call on the link may go unanswered before the link is aborted.
+HUB_TIMEOUT = 3.0
+#: Seconds between tries of the hubs before the linked one (0: never).
+FAILBACK = 60.0
 
 
 class AgentLink(BoundedAMP):
     """
     One connection to a hub.
+
+    :ivar endpoint: the hub's client endpoint string.
+    :ivar probe: made by a failback try, not by the L{ClientService}.
+    :ivar ready: whether the hub accepted the agent's hello on it.
+    :ivar why: why the agent hung up, or None.
+    :ivar closed: whether the connection is closed.
     """
 
-    def __init__(self, uplink: "Uplink"):
+    def __init__(self, uplink: "Uplink", endpoint: str, probe: bool = False):
         BoundedAMP.__init__(self)
         self._uplink = uplink
+        self.endpoint = endpoint
+        self.probe = probe
         self.ready = False
+        self.why: Optional[str] = None
+        self.closed = False
+        self._lost: list[Deferred] = []
 
     def connectionMade(self):
         BoundedAMP.connectionMade(self)
-        self._uplink._connected(self)
+        if not self.probe:
+            self._uplink._connected(self)
 
     def connectionLost(self, reason):
+        # Closed before AMP fails the calls in flight, whose errbacks look.
+        self.closed = True
         BoundedAMP.connectionLost(self, reason)
         self._uplink._disconnected(self, reason)
+        waiting, self._lost = self._lost, []
+        for d in waiting:
+            d.callback(None)
+
+    def hang_up(self, why: str, abort: bool = False) -> None:
+        """
+        Close the connection (at once, dropping what is buffered, if
+        C{abort}), saying why in the log lines that follow; nothing if it
+        is closed.
+        """
+        if self.closed:
+            return
+        self.why = self.why or why
+        if abort:
+            self.transport.abortConnection()
+        else:
+            self.transport.loseConnection()
+
+    def when_lost(self) -> Deferred:
+        """
+        A Deferred that fires with None once the connection is closed.
+        """
+        if self.closed:
+            return succeed(None)
+        d = Deferred()
+        self._lost.append(d)
+        return d
 
 
 class Uplink(Service):
     """
-    Keeps a link to one hub and sends reports over it.
+    Keeps a link to one hub of an ordered list and sends reports over it.
 
     Reports made while no hub is linked are not kept (counted in
     C{reports_unsent}); the spool that keeps them is a later step of the
     design (ARCHITECTURE.md decision 9).
 
+    :ivar endpoints: the hubs' client endpoint strings, in order.
+    :ivar hub_name: the name of the hub linked last (None before).
+    :ivar hub_endpoint: its endpoint string (None before).
+    :ivar links: hellos accepted since start; each hello carries the number
+        it gets if accepted (L{AgentHello}'s C{link}).
+    :ivar failovers: links accepted at a hub other than the one linked
+        before (failbacks not counted).
+    :ivar failbacks: moves back to a hub earlier in the list.
+    :ivar links_timed_out: links and failback tries aborted because a call
+        went unanswered for C{hub_timeout} seconds.
     :ivar reports_sent: reports handed to a link.
     :ivar reports_acked: reports the hub answered.
     :ivar reports_unsent: reports made while no hub was linked.
@@ -68,19 +131,46 @@ class Uplink(Service):
         the link comes back, while the alert is active or ended less than
         the alert book's linger ago).
     :ivar alerts_failed: alert revisions whose call failed.
+    :ivar on_link: called with no argument each time a hub accepts the
+        agent (the report loop's L{report_now
+        <loopy.agent.service.ReportLoop.report_now>}), or None.
     """
 
-    def __init__(self, endpoint: str, reactor, hello: Callable[[], dict]):
+    def __init__(self, endpoints: Union[str, Sequence[str]], reactor,
+                 hello: Callable[[], dict], *, hub_timeout: float = HUB_TIMEOUT,
+                 failback: float = FAILBACK, connect_timeout: float = CONNECT_TIMEOUT,
+                 on_link: Optional[Callable[[], object]] = None):
         """
-        :param endpoint: the hub's client endpoint string (``tcp:HOST:PORT``).
+        :param endpoints: the hubs' client endpoint strings
+            (``tcp:HOST:PORT``), in order of preference; or one string.
         :param reactor: provides IReactorTCP (and the rest of what the
-            endpoint needs) and IReactorTime.
-        :param hello: returns L{AgentHello}'s arguments but ``version``.
+            endpoints need) and IReactorTime.
+        :param hello: returns L{AgentHello}'s arguments but ``version`` and
+            ``link``.
+        :param hub_timeout: seconds a call may go unanswered.
+        :param failback: seconds between tries of the hubs before the
+            linked one; 0 for never.
+        :param connect_timeout: seconds a connection attempt may take.
         """
-        self.endpoint = endpoint
+        if isinstance(endpoints, str):
+            endpoints = (endpoints,)
+        self._failover = FailoverEndpoint(reactor, endpoints, backoff=RETRY_POLICY,
+                                          connect_timeout=connect_timeout)
+        self.endpoints = self._failover.endpoints
+        self._clock = reactor
         self._hello = hello
+        self.hub_timeout = hub_timeout
+        self.failback = failback
+        self.on_link = on_link
         self._link: Optional[AgentLink] = None
+        self._adopted = False  # the link came from a failback; ClientService stopped
+        self._probe: Optional[AgentLink] = None
+        self._probing: Optional[Deferred] = None
+        self._failback_call = None
+        self._why = "no link yet"
         self.hub_name: Optional[str] = None
+        self.hub_endpoint: Optional[str] = None
+        self.links = self.failovers = self.failbacks = self.links_timed_out = 0
         self.reports_sent = self.reports_acked = 0
         self.reports_unsent = self.reports_failed = 0
         self.alerts_sent = self.alerts_acked = 0
@@ -88,9 +178,9 @@ class Uplink(Service):
         self._unsent_logged = 0
         self._waiting_link: list[Deferred] = []
         self._client = ClientService(
-            clientFromString(reactor, endpoint),
-            Factory.forProtocol(lambda: AgentLink(self)),
-            retryPolicy=RETRY_POLICY,
+            self._failover,
+            Factory.forProtocol(lambda: AgentLink(self, self._failover.current)),
+            retryPolicy=self._failover.retry_delay,
             clock=reactor,
         )
 
@@ -100,7 +190,12 @@ class Uplink(Service):
 
     def stopService(self):
         Service.stopService(self)
-        return self._client.stopService()
+        self._stop_failback()
+        stopping = [self._client.stopService()]
+        if self._adopted and self._link is not None:
+            stopping.append(self._link.when_lost())
+            self._link.hang_up("the agent is stopping")
+        return gatherResults(stopping).addCallback(lambda _: None)
 
     @property
     def linked(self) -> bool:
@@ -120,39 +215,184 @@ class Uplink(Service):
         self._waiting_link.append(d)
         return d
 
+    # The link's life.
+
     def _connected(self, link: AgentLink) -> None:
         self._link = link
-        d = link.callRemote(AgentHello, version=__version__, **self._hello())
-
-        def accepted(answer):
-            link.ready = True
-            waiting, self._waiting_link = self._waiting_link, []
-            for waiter in waiting:
-                waiter.callback(None)
-            self.hub_name = answer["hub"]
-            log.info("linked to hub {hub} at {endpoint}",
-                     hub=self.hub_name, endpoint=self.endpoint)
-            if self.reports_unsent > self._unsent_logged:
-                log.warn("{count} reports made while no hub was linked were dropped "
-                         "({total} since start)",
-                         count=self.reports_unsent - self._unsent_logged,
-                         total=self.reports_unsent)
-                self._unsent_logged = self.reports_unsent
 
         def refused(failure):
-            log.warn("hub at {endpoint} refused this agent: {error}",
-                     endpoint=self.endpoint, error=failure.getErrorMessage())
-            link.transport.loseConnection()
+            if link.why is None and not link.closed:
+                log.warn("hub at {endpoint} refused this agent: {error}",
+                         endpoint=link.endpoint, error=failure.getErrorMessage())
+                link.hang_up(f"hello refused: {failure.getErrorMessage()}")
 
-        d.addCallbacks(accepted, refused)
+        self._say_hello(link).addCallbacks(lambda answer: self._accepted(link, answer),
+                                           refused)
+
+    def _say_hello(self, link: AgentLink) -> Deferred:
+        return self._remote(link, AgentHello, version=__version__, link=self.links + 1,
+                            **self._hello())
+
+    def _accepted(self, link: AgentLink, answer: dict) -> None:
+        """
+        A hub accepted the hello on C{link}, which is now the agent's link.
+        """
+        link.ready = True
+        self.links += 1
+        previous, self.hub_endpoint = self.hub_endpoint, link.endpoint
+        self.hub_name = answer["hub"]
+        if link.probe:
+            link.probe = False
+            log.info("moved back to hub {hub} at {endpoint} (link {link}), earlier in "
+                     "the hub list than {previous}", hub=self.hub_name,
+                     endpoint=link.endpoint, link=self.links, previous=previous)
+        else:
+            self._failover.linked()
+            if previous is None or previous == link.endpoint:
+                log.info("linked to hub {hub} at {endpoint} (link {link})",
+                         hub=self.hub_name, endpoint=link.endpoint, link=self.links)
+            else:
+                self.failovers += 1
+                log.warn("moved to hub {hub} at {endpoint} (link {link}); left "
+                         "{previous}: {why}", hub=self.hub_name, endpoint=link.endpoint,
+                         link=self.links, previous=previous, why=self._why)
+        if self.reports_unsent > self._unsent_logged:
+            log.warn("{count} reports made while no hub was linked were dropped "
+                     "({total} since start)",
+                     count=self.reports_unsent - self._unsent_logged,
+                     total=self.reports_unsent)
+            self._unsent_logged = self.reports_unsent
+        self._schedule_failback()
+        if self.on_link is not None:
+            try:
+                self.on_link()
+            except Exception:
+                log.failure("the hook on a new hub link failed")
+        waiting, self._waiting_link = self._waiting_link, []
+        for waiter in waiting:
+            waiter.callback(None)
 
     def _disconnected(self, link: AgentLink, reason) -> None:
-        if self._link is link:
-            self._link = None
+        if link is self._probe:
+            self._probe = None
+            return
+        if link is not self._link:
+            return  # the link left by a failback
+        self._link = None
+        self._failover.lost()
+        self._why = link.why or f"link lost ({reason.getErrorMessage()})"
+        self._stop_failback()
+        if self.running:
             if link.ready:
-                log.warn("lost hub {hub} at {endpoint} ({reason}); reconnecting",
-                         hub=self.hub_name, endpoint=self.endpoint,
-                         reason=reason.getErrorMessage())
+                log.warn("lost hub {hub} at {endpoint} ({why}); trying {next}",
+                         hub=self.hub_name, endpoint=link.endpoint, why=self._why,
+                         next=self._failover.current)
+            elif link.why is None:
+                log.warn("hub at {endpoint} closed the link before accepting this "
+                         "agent ({reason}); trying {next}", endpoint=link.endpoint,
+                         reason=reason.getErrorMessage(), next=self._failover.current)
+        if self._adopted:
+            self._adopted = False
+            if self.running:
+                self._client.startService()
+
+    def _remote(self, proto: AgentLink, command, **arguments) -> Deferred:
+        """
+        C{proto.callRemote(command, **arguments)}; unanswered after
+        C{hub_timeout} seconds, the connection is aborted (and the call
+        fails).
+
+        :raises WireError: if the arguments cannot be encoded.
+        """
+        d = proto.callRemote(command, **arguments)
+        timer = self._clock.callLater(self.hub_timeout, self._silent, proto, command)
+
+        def answered(result):
+            if timer.active():
+                timer.cancel()
+            return result
+
+        return d.addBoth(answered)
+
+    def _silent(self, link: AgentLink, command) -> None:
+        self.links_timed_out += 1
+        log.warn("hub at {endpoint} did not answer {command} within {timeout:g} s; "
+                 "dropping the link", endpoint=link.endpoint, command=command.__name__,
+                 timeout=self.hub_timeout)
+        link.hang_up(f"no answer within {self.hub_timeout:g} s", abort=True)
+
+    # Failback: back to a hub earlier in the list.
+
+    def _schedule_failback(self) -> None:
+        if (self.failback and self.running and self.linked and self._failover.index > 0
+                and self._failback_call is None and self._probing is None):
+            self._failback_call = self._clock.callLater(self.failback, self._try_failback, 0)
+
+    def _stop_failback(self) -> None:
+        call, self._failback_call = self._failback_call, None
+        if call is not None and call.active():
+            call.cancel()
+        probing, self._probing = self._probing, None
+        probe, self._probe = self._probe, None
+        if probing is not None:
+            probing.cancel()
+        if probe is not None:
+            probe.hang_up("failback abandoned")
+
+    def _try_failback(self, index: int) -> None:
+        """
+        Connect to the hub at C{index} and say hello; if it accepts, move to
+        it, else try the next hub before the linked one, and after the last
+        wait for the next failback time.
+        """
+        self._failback_call = None
+        if not self.linked or index >= self._failover.index:
+            self._schedule_failback()
+            return
+        endpoint = self._failover.endpoints[index]
+        factory = Factory.forProtocol(lambda: AgentLink(self, endpoint, probe=True))
+        self._probing = d = self._failover.connect_to(index, factory)
+
+        def connected(probe):
+            self._probe = probe
+            return self._say_hello(probe).addCallback(lambda answer: (probe, answer))
+
+        def accepted(result):
+            probe, answer = result
+            self._probing = self._probe = None
+            self._move_back(index, probe, answer)
+
+        def failed(failure):
+            if _cancelled(failure):
+                return  # the link was lost or the agent is stopping
+            self._probing = None
+            log.info("failback: hub at {endpoint} not taken ({error})",
+                     endpoint=endpoint, error=failure.getErrorMessage())
+            probe, self._probe = self._probe, None
+            if probe is not None:
+                probe.hang_up("failback refused")
+            self._try_failback(index + 1)
+
+        d.addCallback(connected).addCallbacks(accepted, failed)
+
+    def _move_back(self, index: int, probe: AgentLink, answer: dict) -> None:
+        """
+        The failback try at C{index} was accepted: its link replaces the
+        current one, which is closed; the L{ClientService} stays stopped
+        until this link ends.
+        """
+        old, self._link = self._link, probe
+        self._failover.move_to(index)
+        self.failbacks += 1
+        if self._adopted:
+            old.hang_up("moved back to a hub earlier in the list")
+        else:
+            self._adopted = True
+            old.why = "moved back to a hub earlier in the list"
+            self._client.stopService()
+        self._accepted(probe, answer)
+
+    # Sending.
 
     def send(self, report: AgentReport) -> Deferred:
         """
@@ -189,7 +429,7 @@ class Uplink(Service):
             count("unsent")
             return succeed(None)
         try:
-            d = self._link.callRemote(command, **arguments)
+            d = self._remote(self._link, command, **arguments)
         except WireError as e:
             # Encoding happens at once: a record past MAX_RECORD_BYTES.
             count("failed")

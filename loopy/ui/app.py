@@ -3,7 +3,8 @@
 The npyscreen terminal UI.  The reactor runs in a background thread with the
 L{HubClient}; curses runs on the main thread and redraws from the client's
 newest view twice a second.  Everything shown is computed by
-L{loopy.ui.views}; this module only places it.
+L{loopy.ui.views}, L{loopy.ui.alertviews} and L{loopy.ui.hubs}; this module
+only places it.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from typing import Optional
 
 import npyscreen
 
-from loopy.ui import views
-from loopy.ui.client import HubClient
+from loopy.ui import alertviews, hubs, views
+from loopy.ui.client import CONNECTED, HubClient
 
 #: Tenths of a second between redraws when no key is pressed.
 REFRESH_TENTHS = 5
@@ -115,6 +116,7 @@ class LoopyForm(npyscreen.FormBaseNew):
             "S": self.on_reverse,
             "/": self.on_filter,
             "a": self.on_alerts,
+            "h": self.on_hubs,
             "^C": self.on_quit,
         })
         self.filter_text = ""
@@ -123,11 +125,22 @@ class LoopyForm(npyscreen.FormBaseNew):
     def client(self) -> HubClient:
         return self.parentApp.client
 
+    def add_table(self, top: int, rows_class: type = RowList) -> None:
+        """
+        Place a table screen's widgets: the header at line C{top}, the rows
+        below it, then an info line and the link line at the bottom.
+        """
+        self.header = self.add(npyscreen.FixedText, editable=False, rely=top)
+        self.rows = self.add(rows_class, rely=top + 1, max_height=self.lines - top - 5,
+                             values=["(connecting…)"], scroll_exit=False)
+        self.info = self.add(npyscreen.FixedText, editable=False, rely=self.lines - 4)
+        self.status = self.add(npyscreen.FixedText, editable=False, rely=self.lines - 3)
+
     def link_line(self) -> str:
         view, at, state = self.client.snapshot()
         updated = None if at is None else time.time() - at
-        link = f"{self.client.endpoint} {state}"
-        return views.status_line(link, view, updated, self.parentApp.drop_warning)
+        dialing = "" if state == CONNECTED else self.client.endpoint
+        return views.status_line(state, view, updated, self.parentApp.drop_warning, dialing)
 
     def on_quit(self, *_):
         self.parentApp.setNextForm(None)
@@ -142,6 +155,9 @@ class LoopyForm(npyscreen.FormBaseNew):
 
     def on_alerts(self, *_):
         self.parentApp.show_alerts(self.FORM_ID)
+
+    def on_hubs(self, *_):
+        self.parentApp.show_hubs(self.FORM_ID)
 
     def on_sort(self, *_):
         if self.table is not None:
@@ -174,11 +190,7 @@ class FleetForm(LoopyForm):
         super().create()
         self.table = views.FLEET
         self.records = []
-        self.header = self.add(npyscreen.FixedText, editable=False, rely=1)
-        self.rows = self.add(RowList, rely=2, max_height=self.lines - 6,
-                             values=["(connecting…)"], scroll_exit=False)
-        self.info = self.add(npyscreen.FixedText, editable=False, rely=self.lines - 4)
-        self.status = self.add(npyscreen.FixedText, editable=False, rely=self.lines - 3)
+        self.add_table(top=1)
 
     def beforeEditing(self):
         if not self.parentApp.agent_id:
@@ -188,12 +200,11 @@ class FleetForm(LoopyForm):
     def refresh_data(self):
         view, _at, _state = self.client.snapshot()
         agents = view.agents if view is not None else ()
-        header, rows, self.records = views.render(
-            self.table, agents, self.filter_text, views.fleet_search_text)
+        header, rows, self.records = views.render_fleet(self.table, view, self.filter_text)
         self.header.value = header
         self.rows.values = rows or ["(no agents match)" if agents else "(no agents yet)"]
         self.info.value = (f"filter: {self.filter_text}   " if self.filter_text else "") + \
-            "Enter open agent · a alerts · s sort · S reverse · / filter"
+            "Enter open agent · a alerts · h hubs · s sort · S reverse · / filter"
         self.status.value = self.link_line()
         self.display()
 
@@ -223,7 +234,7 @@ class AgentForm(LoopyForm):
         self.shown_agent = None
         self.records = []
         self.tables = {name: spec[0] for name, spec in views.TABS.items()}
-        self.tables["alerts"] = views.ALERTS
+        self.tables["alerts"] = alertviews.ALERTS
         self.summary = [
             self.add(npyscreen.FixedText, editable=False, rely=1 + i)
             for i in range(HEADLINE_LINES)
@@ -266,12 +277,14 @@ class AgentForm(LoopyForm):
         view, _at, _state = self.client.snapshot()
         alerts = view.alerts if view is not None else ()
         now = time.time()
-        lines = views.agent_headline(entry, now, self.parentApp.drop_warning, alerts)
+        hub_list = views.known_hubs(view) if view is not None else ()
+        lines = views.agent_headline(entry, now, self.parentApp.drop_warning, alerts,
+                                     hubs=hub_list)
         for widget, line in zip(self.summary, lines + [""] * HEADLINE_LINES):
             widget.value = line
         table = self.table
         if self.tab == "alerts":
-            header, rows, self.records = views.render_alerts(
+            header, rows, self.records = alertviews.render_alerts(
                 table, views.agent_alerts(alerts, self.parentApp.agent_id), now,
                 self.filter_text)
         else:
@@ -317,30 +330,26 @@ class AlertsForm(LoopyForm):
         super().create()
         self.add_handlers({"f": self.on_floor, "o": self.on_active_only,
                            "k": self.on_acknowledge})
-        self.table = views.ALERTS
+        self.table = alertviews.ALERTS
         self.floor = ""
         self.active_only = False
         self.records = []
         self.notice = ""
         self.return_to = FleetForm.FORM_ID
         self.title = self.add(npyscreen.FixedText, editable=False, rely=1)
-        self.header = self.add(npyscreen.FixedText, editable=False, rely=2)
-        self.rows = self.add(AlertList, rely=3, max_height=self.lines - 7,
-                             values=["(connecting…)"], scroll_exit=False)
-        self.info = self.add(npyscreen.FixedText, editable=False, rely=self.lines - 4)
-        self.status = self.add(npyscreen.FixedText, editable=False, rely=self.lines - 3)
+        self.add_table(top=2, rows_class=AlertList)
 
     def refresh_data(self):
         view, _at, _state = self.client.snapshot()
         alerts = view.alerts if view is not None else ()
         selected = self.selected()
-        header, rows, self.records = views.render_alerts(
+        header, rows, self.records = alertviews.render_alerts(
             self.table, alerts, time.time(), self.filter_text, self.floor, self.active_only)
         # New alerts arrive at the top: keep the cursor on the alert it was on.
         keys = [e.alert.key for e in self.records]
         if selected is not None and selected.alert.key in keys:
             self.rows.cursor_line = keys.index(selected.alert.key)
-        title = views.alerts_title(len(self.records), len(alerts), self.floor,
+        title = alertviews.alerts_title(len(self.records), len(alerts), self.floor,
                                    self.active_only, self.filter_text)
         self.name = f"Loopy · alerts {len(self.records)}/{len(alerts)}"
         self.title.value = title
@@ -352,7 +361,7 @@ class AlertsForm(LoopyForm):
         self.display()
 
     def on_floor(self, *_):
-        self.floor = views.next_floor(self.floor)
+        self.floor = alertviews.next_floor(self.floor)
         self.refresh_data()
 
     def on_active_only(self, *_):
@@ -381,6 +390,38 @@ class AlertsForm(LoopyForm):
 
     def on_escape(self):
         self.notice = ""
+        self.parentApp.switchForm(self.return_to)
+
+
+class HubsForm(LoopyForm):
+    """
+    Every hub the mesh knows, with its state; the UI's own is marked.
+    """
+
+    FORM_ID = "HUBS"
+
+    def create(self):
+        super().create()
+        self.table = hubs.HUBS
+        self.records = []
+        self.return_to = FleetForm.FORM_ID
+        self.title = self.add(npyscreen.FixedText, editable=False, rely=1)
+        self.add_table(top=2)
+
+    def refresh_data(self):
+        view, _at, _state = self.client.snapshot()
+        header, rows, self.records = hubs.render_hubs(self.table, view, self.filter_text)
+        self.title.value = hubs.hubs_title(view, len(self.records), self.filter_text)
+        self.header.value = header
+        self.rows.values = rows or ["(no hubs match)" if view is not None else "(no data yet)"]
+        self.info.value = "▸ this UI's hub · a alerts · s S sort · / filter · Esc back"
+        self.status.value = self.link_line()
+        self.display()
+
+    def on_hubs(self, *_):
+        pass
+
+    def on_escape(self):
         self.parentApp.switchForm(self.return_to)
 
 
@@ -426,14 +467,14 @@ class AlertForm(LoopyForm):
 
     def entry(self):
         view, _at, _state = self.client.snapshot()
-        return views.find_alert(view.alerts if view is not None else (), self.key)
+        return alertviews.find_alert(view.alerts if view is not None else (), self.key)
 
     def refresh_data(self):
         entry = self.entry()
         if entry is None:
             lines = ["(this alert is no longer held by the hub)"]
         else:
-            lines = views.alert_detail(entry, time.time())
+            lines = alertviews.alert_detail(entry, time.time())
         self.pager.setValuesWrap(lines)
         self.info.value = (f"{self.notice} · " if self.notice else "") + \
             "k acknowledge · ↑ ↓ scroll · Esc back"
@@ -493,6 +534,7 @@ class LoopyApp(npyscreen.NPSAppManaged):
         self.addForm(AgentForm.FORM_ID, AgentForm, name="Loopy · agent")
         self.addForm(AlertsForm.FORM_ID, AlertsForm, name="Loopy · alerts")
         self.addForm(AlertForm.FORM_ID, AlertForm, name="Loopy · alert")
+        self.addForm(HubsForm.FORM_ID, HubsForm, name="Loopy · hubs")
         self.addForm("HELP", HelpForm, name="Loopy · help")
 
     def show_alerts(self, came_from: str) -> None:
@@ -503,6 +545,14 @@ class LoopyApp(npyscreen.NPSAppManaged):
         if came_from in (FleetForm.FORM_ID, AgentForm.FORM_ID):
             self.getForm(AlertsForm.FORM_ID).return_to = came_from
         self.switchForm(AlertsForm.FORM_ID)
+
+    def show_hubs(self, came_from: str) -> None:
+        """
+        Open the hubs screen; its Esc goes back to the screen it was opened
+        from.
+        """
+        self.getForm(HubsForm.FORM_ID).return_to = came_from
+        self.switchForm(HubsForm.FORM_ID)
 
     def show_alert(self, key: tuple, came_from: str) -> None:
         """
@@ -530,12 +580,13 @@ class LoopyApp(npyscreen.NPSAppManaged):
         self.switchForm("HELP")
 
 
-def run_tui(endpoint: str, drop_warning: float = views.DROP_WARNING_PERCENT,
+def run_tui(endpoints, drop_warning: float = views.DROP_WARNING_PERCENT,
             log_file: Optional[str] = None) -> int:
     """
     Run the terminal UI against a hub until the user quits.
 
-    :param endpoint: the hub's client endpoint string.
+    :param endpoints: the hubs' client endpoint strings, in order of
+        preference (L{HubClient} fails over along them); or one string.
     :param drop_warning: percent of packets dropped over an agent's last
         interval at which the UI warns.
     :param log_file: append the UI's log (links, failures) to this file;
@@ -550,7 +601,7 @@ def run_tui(endpoint: str, drop_warning: float = views.DROP_WARNING_PERCENT,
             [textFileLogObserver(open(log_file, "a", encoding="utf-8"))],
             redirectStandardIO=False)
 
-    client = HubClient(endpoint, reactor)
+    client = HubClient(endpoints, reactor)
     thread = threading.Thread(
         target=reactor.run, kwargs={"installSignalHandlers": False}, daemon=True
     )

@@ -9,25 +9,28 @@ from __future__ import annotations
 import json
 import os
 import sys
+from typing import Sequence, Union
 
 from twisted.python import usage
 
 from loopy import DEFAULT_HUB_PORT
-from loopy.options import LoopyOptions, hub_option, parse_command_line, positive_float
+from loopy.options import HubListOptions, parse_command_line, positive_float
 
 
-class Options(LoopyOptions):
-    synopsis = "Usage: loopy-ui [--hub HOST[:PORT]] [--json]"
+class Options(HubListOptions):
+    synopsis = "Usage: loopy-ui [--hub HOST[:PORT]]... [--json]"
     longdesc = (
-        "Watch a Loopy fleet through a hub. Keys: ? help, q quit. With --json, "
-        "print the fleet once as JSON and exit (0 on success, 2 when the hub "
-        "cannot be reached)."
+        "Watch a Loopy fleet through a hub; with several --hub, the first "
+        "that answers, moving to the next when it fails. Keys: ? help, q quit. "
+        "With --json, print the fleet once as JSON and exit (0 on success, 2 "
+        "when no hub can be reached)."
     )
+    default_hub = f"127.0.0.1:{DEFAULT_HUB_PORT}"
     optFlags = [["json", None, "Print the fleet state as one JSON document and exit."]]
     optParameters = [
-        ["hub", None, f"127.0.0.1:{DEFAULT_HUB_PORT}",
-         "The hub: HOST[:PORT] or a client endpoint string."],
-        ["timeout", None, 10.0, "Seconds --json waits for the hub.", positive_float],
+        ["timeout", None, 10.0,
+         "Seconds --json waits for each hub (connected within 2 s, then its "
+         "answer) before trying the next.", positive_float],
         ["log", None, None, "Append the UI's log (hub links, failures) to this file."],
         ["drop-warning", None, 1.0,
          "Warn about an agent whose kernel drops reach this percent of its "
@@ -35,7 +38,7 @@ class Options(LoopyOptions):
     ]
 
     def postOptions(self):
-        self["endpoint"] = hub_option(self["hub"])
+        HubListOptions.postOptions(self)
         if self["log"] is not None:
             try:
                 open(self["log"], "a").close()
@@ -43,20 +46,51 @@ class Options(LoopyOptions):
                 raise usage.UsageError(f"--log {self['log']}: {e.strerror}") from None
 
 
-def fetch_json(endpoint: str, timeout: float, reactor):
+def fetch_json(endpoints: Union[str, Sequence[str]], timeout: float, reactor):
     """
-    Connect, ask for the fleet (L{GetFleet}) and return its JSON document.
+    Ask the hubs in order for the fleet (L{GetFleet}); the first that
+    answers gives the JSON document.  Each gets C{timeout} seconds, and
+    must be connected within L{CONNECT_TIMEOUT <loopy.failover.CONNECT_TIMEOUT>}.
 
+    :param endpoints: client endpoint strings, or one.
     :returns: a Deferred firing with the document (a dict), or failing with
-        L{HubUnreachable} on connection failure or timeout.
+        L{HubUnreachable} naming every hub tried and why it failed.
     """
-    from twisted.internet.endpoints import clientFromString, connectProtocol
-
     from loopy.errors import HubUnreachable
+
+    if isinstance(endpoints, str):
+        endpoints = (endpoints,)
+    tried: list[str] = []
+
+    def attempt(index: int):
+        endpoint = endpoints[index]
+
+        def failed(failure):
+            tried.append(f"from hub {endpoint}: {failure.getErrorMessage()}")
+            if index + 1 < len(endpoints):
+                return attempt(index + 1)
+            raise HubUnreachable("cannot get the fleet " + "; ".join(tried))
+
+        return _fetch_one(endpoint, timeout, reactor).addErrback(failed)
+
+    return attempt(0)
+
+
+def _fetch_one(endpoint: str, timeout: float, reactor):
+    """
+    The JSON document of one hub's fleet: a Deferred, failing as the
+    connection or the call does, or with a timeout.
+    """
+    from twisted.internet.defer import TimeoutError
+    from twisted.internet.endpoints import clientFromString
+    from twisted.internet.protocol import Factory
+
+    from loopy.failover import CONNECT_TIMEOUT, connect_within, time_limit
     from loopy.ui.views import fleet_document
     from loopy.wire import BoundedAMP, GetFleet
 
-    d = connectProtocol(clientFromString(reactor, endpoint), BoundedAMP())
+    d = connect_within(clientFromString(reactor, endpoint), Factory.forProtocol(BoundedAMP),
+                       CONNECT_TIMEOUT, reactor)
 
     def ask(proto):
         call = proto.callRemote(GetFleet)
@@ -65,15 +99,7 @@ def fetch_json(endpoint: str, timeout: float, reactor):
 
     d.addCallback(ask)
     d.addCallback(lambda answer: fleet_document(answer["view"]))
-    d.addTimeout(timeout, reactor)
-
-    def unreachable(failure):
-        raise HubUnreachable(
-            f"cannot get the fleet from hub {endpoint}: {failure.getErrorMessage()}"
-        )
-
-    d.addErrback(unreachable)
-    return d
+    return time_limit(d, timeout, reactor, TimeoutError(f"no answer within {timeout:g} s"))
 
 
 def _json_main(options: Options) -> int:
@@ -82,7 +108,7 @@ def _json_main(options: Options) -> int:
     result = {}
 
     def run(reactor):
-        d = fetch_json(options["endpoint"], options["timeout"], reactor)
+        d = fetch_json(options["hubs"], options["timeout"], reactor)
         d.addCallback(lambda doc: result.update(doc=doc))
         d.addErrback(lambda f: result.update(error=f.getErrorMessage()))
         return d
@@ -113,7 +139,7 @@ def main(argv=None) -> int:
     else:
         from loopy.ui.app import run_tui
 
-        code = run_tui(options["endpoint"], options["drop-warning"], options["log"])
+        code = run_tui(options["hubs"], options["drop-warning"], options["log"])
     return code
 
 

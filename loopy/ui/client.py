@@ -1,8 +1,15 @@
 # -*- test-case-name: tests.test_ui_client -*-
 """
-The UI's link to a hub: an AMP client, kept connected with backoff, that
-watches the fleet and keeps the newest L{FleetView}, with the fleet's
-alerts merged from the hub's L{AlertUpdate} pushes.
+The UI's link to a hub of its failover list: an AMP client, kept connected
+by L{ClientService} over a L{FailoverEndpoint}, that watches the fleet and
+keeps the newest L{FleetView}, with the fleet's alerts merged from the hub's
+L{AlertUpdate} pushes.
+
+The UI moves to the next hub of its list as the agent does (docs/reference.md,
+"Hub failover"): when an attempt fails, the hub fails the L{Watch}, the link
+is lost, or the hub sends nothing for C{hub_timeout} seconds (it pushes the
+fleet every second).  It does not go back to an earlier hub by itself: any
+hub of the mesh shows the whole fleet.
 
 Runs in the reactor's thread.  The UI thread reads C{snapshot()} (one
 attribute read of an immutable tuple, safe across threads) and asks for a
@@ -13,14 +20,14 @@ from __future__ import annotations
 
 import getpass
 import socket
-from typing import Optional
+from typing import Optional, Sequence, Union
 
 from attrs import evolve
 from twisted.application.internet import ClientService, backoffPolicy
-from twisted.internet.endpoints import clientFromString
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
+from loopy.failover import FailoverEndpoint
 from loopy.hub.alerts import AlertBoard
 from loopy.model import FleetView
 from loopy.wire import AcknowledgeAlert, AlertUpdate, BoundedAMP, FleetUpdate, Watch
@@ -30,6 +37,13 @@ log = Logger()
 CONNECTING = "connecting"
 CONNECTED = "connected"
 RECONNECTING = "reconnecting"
+
+#: Seconds without a word from the hub (a push, an answer) before the UI
+#: drops the link: five of the hub's default one-second push ticks.
+HUB_TIMEOUT = 5.0
+#: Delay after a whole cycle through the hub list failed: 0.5 s × 1.5^cycles,
+#: capped at 5 s, plus up to 1 s of jitter.
+RETRY_POLICY = backoffPolicy(initialDelay=0.5, maxDelay=5.0)
 
 
 class WatchProtocol(BoundedAMP):
@@ -42,53 +56,85 @@ class WatchProtocol(BoundedAMP):
         self._client._connected(self)
 
     def connectionLost(self, reason):
-        BoundedAMP.connectionLost(self, reason)
+        # The client first, so the calls AMP fails next know the link is gone.
         self._client._disconnected(self)
+        BoundedAMP.connectionLost(self, reason)
 
     @FleetUpdate.responder
     def fleet_update(self, view):
+        self._client._heard(self)
         self._client._received(view)
         return {}
 
     @AlertUpdate.responder
     def alert_update(self, batch):
+        self._client._heard(self)
         self._client._alerts_changed(batch.alerts, batch.full)
         return {}
 
 
 class HubClient:
     """
-    Watches one hub.
+    Watches one hub of an ordered list at a time.
 
     :ivar state: L{CONNECTING}, L{CONNECTED} or L{RECONNECTING}.
+    :ivar endpoints: the hubs' client endpoint strings, in order.
     :ivar updates: views received.
     :ivar alert_updates: alert pushes received.
+    :ivar links_timed_out: links dropped because the hub said nothing for
+        C{hub_timeout} seconds.
     :ivar user: who acknowledges alerts from this UI (``user@host``).
     """
 
-    def __init__(self, endpoint: str, reactor, user: Optional[str] = None):
-        self.endpoint = endpoint
+    def __init__(self, endpoints: Union[str, Sequence[str]], reactor,
+                 user: Optional[str] = None, hub_timeout: float = HUB_TIMEOUT):
+        """
+        :param endpoints: the hubs' client endpoint strings, in order of
+            preference; or one string.
+        :param reactor: what the endpoints need, and IReactorTime.
+        :param hub_timeout: seconds of silence from a linked hub before the
+            link is dropped and the next hub tried.
+        """
+        if isinstance(endpoints, str):
+            endpoints = (endpoints,)
+        self._failover = FailoverEndpoint(reactor, endpoints, backoff=RETRY_POLICY)
+        self.endpoints = self._failover.endpoints
         self.user = user or default_user()
+        self.hub_timeout = hub_timeout
         self.alert_updates = 0
+        self.links_timed_out = 0
         self._alerts = AlertBoard()
         self._clock = reactor
         self._proto: Optional[WatchProtocol] = None
+        self._silence = None
+        self._stopping = False
         self._detail = ""
         self.state = CONNECTING
         self.updates = 0
         # (view, hub-clock-free local receipt time): replaced whole, never mutated.
         self._latest: tuple[Optional[FleetView], Optional[float]] = (None, None)
         self._service = ClientService(
-            clientFromString(reactor, endpoint),
+            self._failover,
             Factory.forProtocol(lambda: WatchProtocol(self)),
-            retryPolicy=backoffPolicy(initialDelay=0.5, maxDelay=5.0),
+            retryPolicy=self._failover.retry_delay,
             clock=reactor,
         )
+
+    @property
+    def endpoint_in_use(self) -> str:
+        """
+        The endpoint string of the hub linked, or being tried.
+        """
+        return self._failover.current
+
+    #: The link line's name for it.
+    endpoint = endpoint_in_use
 
     def start(self) -> None:
         self._service.startService()
 
     def stop(self):
+        self._stopping = True
         return self._service.stopService()
 
     def snapshot(self) -> tuple[Optional[FleetView], Optional[float], str]:
@@ -125,25 +171,56 @@ class HubClient:
 
         def watching(answer):
             # The answer holds every alert the hub has: start from it.
+            self._failover.linked()
+            self._heard(proto)
             view = answer["view"]
             self._alerts.replace(view.alerts)
             self._received(view)
 
-        d.addCallbacks(
-            watching,
-            lambda failure: log.warn("watch failed: {error}",
-                                     error=failure.getErrorMessage()),
-        )
+        def failed(failure):
+            if proto is self._proto:
+                log.warn("watch at hub {endpoint} failed: {error}; trying the next hub",
+                         endpoint=self.endpoint_in_use, error=failure.getErrorMessage())
+                proto.transport.loseConnection()
+
+        d.addCallbacks(watching, failed)
+
+    def _heard(self, proto: WatchProtocol) -> None:
+        """
+        The hub on C{proto} said something: count its silence from now.
+        """
+        if proto is not self._proto:
+            return
+        if self._silence is not None and self._silence.active():
+            self._silence.reset(self.hub_timeout)
+        else:
+            self._silence = self._clock.callLater(self.hub_timeout, self._silent, proto)
+
+    def _silent(self, proto: WatchProtocol) -> None:
+        self._silence = None
+        self.links_timed_out += 1
+        log.warn("hub at {endpoint} said nothing for {timeout:g} s; dropping the link",
+                 endpoint=self.endpoint_in_use, timeout=self.hub_timeout)
+        proto.transport.abortConnection()
 
     def _connected(self, proto: WatchProtocol) -> None:
         self._proto = proto
         self.state = CONNECTED
+        self._heard(proto)
         self._watch(proto)
 
     def _disconnected(self, proto: WatchProtocol) -> None:
         if self._proto is proto:
             self._proto = None
             self.state = RECONNECTING
+            if self._silence is not None and self._silence.active():
+                self._silence.cancel()
+            self._silence = None
+            left = self.endpoint_in_use
+            self._failover.lost()
+            if not self._stopping:
+                log.warn("lost hub at {endpoint}; trying {next}", endpoint=left,
+                         next=self.endpoint_in_use)
 
     def _received(self, view: FleetView) -> None:
         self.updates += 1

@@ -6,13 +6,13 @@ curses, no reactor: the npyscreen forms only place what these return.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 from attrs import evolve, frozen
 
-from loopy.model import ACTIVE, SEVERITIES, AgentEntry, AlertEntry, FleetView
+from loopy.model import (ACTIVE, DOWN, SELF, SEVERITIES, AgentEntry, AlertEntry, FleetView,
+                         HubState)
 from loopy.wire import to_json_value
 
 # -- the JSON document ------------------------------------------------------
@@ -66,11 +66,13 @@ def alert_document(entry: AlertEntry) -> dict:
 
 def fleet_document(view: FleetView) -> dict:
     """
-    The whole ``loopy-ui --json`` document: ``{"hub": …, "agents": […],
-    "alerts": […]}``, alerts newest first.
+    The whole ``loopy-ui --json`` document: ``{"hub": …, "hubs": […],
+    "agents": […], "alerts": […]}``; C{hubs} as L{known_hubs} gives them
+    (each a L{HubState}'s fields), alerts newest first.
     """
     return {
         "hub": to_json_value(view.hub),
+        "hubs": [to_json_value(h) for h in known_hubs(view)],
         "agents": [agent_document(e) for e in view.agents],
         "alerts": [alert_document(e) for e in view.alerts],
     }
@@ -242,6 +244,20 @@ def _cell(text: str, column: Column) -> str:
     return text.rjust(column.width) if column.right else text.ljust(column.width)
 
 
+def with_text(table: Table, title: str, text: Callable[[Any], str]) -> Table:
+    """
+    C{table} with the cell text of its column titled C{title} made by
+    C{text} instead: for cells that depend on more than their record (the
+    time of rendering, the state of the mesh).  Sorting is unchanged.
+
+    :raises ValueError: if no column has that title.
+    """
+    index = [c.title for c in table.columns].index(title)
+    columns = list(table.columns)
+    columns[index] = evolve(columns[index], text=text)
+    return Table(tuple(columns), table.sort, table.descending)
+
+
 def next_sort(table: Table) -> Table:
     """
     Sort by the next column (``s``); sorting by the same column twice
@@ -273,11 +289,11 @@ DROP_WARNING_PERCENT = 1.0
 FLEET = Table(
     columns=(
         Column("agent", 16, lambda e: e.agent_id, lambda e: e.agent_id, right=False),
-        Column("host", 14, lambda e: e.hostname, lambda e: e.hostname, right=False),
+        Column("host", 12, lambda e: e.hostname, lambda e: e.hostname, right=False),
         Column("status", 7, lambda e: e.status, lambda e: e.status, right=False),
         Column("alerts", 6, lambda e: (severity_rank(e.alert_severity), e.alerts_active),
                lambda e: agent_alert_marker(e), right=False),
-        Column("hub", 10, lambda e: e.hub, lambda e: e.hub, right=False),
+        Column("hub", 12, lambda e: e.hub, lambda e: e.hub, right=False),
         Column("pps in", 7, lambda e: e.summary.pps_in, lambda e: human(e.summary.pps_in)),
         Column("pps out", 7, lambda e: e.summary.pps_out, lambda e: human(e.summary.pps_out)),
         Column("bps in", 8, lambda e: e.summary.bps_in, lambda e: human(e.summary.bps_in, "b")),
@@ -301,6 +317,74 @@ def fleet_search_text(entry: AgentEntry) -> str:
     """
     text = f"{entry.agent_id} {entry.hostname} {entry.status} {entry.hub}"
     return f"{text} {entry.alert_severity}" if entry.alerts_active else text
+
+
+def render_fleet(table: Table, view: Optional[FleetView], filter_text: str = "",
+                 ) -> tuple[str, list[str], list[AgentEntry]]:
+    """
+    Render the fleet screen as L{render} does, with each agent's C{hub}
+    cell as L{hub_text} writes it against the mesh of C{view}
+    (``h1 (down)`` for an agent whose hub the mesh has lost); the filter
+    also matches ``down`` for those agents.
+
+    :param table: L{FLEET}, sorted as the user chose.
+    :param view: the newest view, or None before the first (no rows).
+    """
+    if view is None:
+        return render(table, (), filter_text, fleet_search_text)
+    states = {h.name: h.state for h in known_hubs(view)}
+    width = next(c.width for c in table.columns if c.title == "hub")
+
+    def searchable(entry: AgentEntry) -> str:
+        down = states.get(entry.hub) == DOWN
+        return fleet_search_text(entry) + (" down" if down else "")
+
+    marked = with_text(table, "hub", lambda e: hub_text(e.hub, states.get(e.hub), width))
+    return render(marked, view.agents, filter_text, searchable)
+
+
+# -- the mesh ---------------------------------------------------------------
+
+
+def known_hubs(view: FleetView) -> tuple[HubState, ...]:
+    """
+    The hubs of the mesh as the UI's hub knows them (L{FleetView.hubs}: the
+    UI's hub first, state L{SELF}); a hub that sends no list (one older than
+    the mesh) is listed alone, made from its L{HubInfo}.
+    """
+    if view.hubs:
+        return view.hubs
+    hub = view.hub
+    return (HubState(name=hub.name, endpoint=hub.endpoint, state=SELF, last_heard=hub.now,
+                     epoch=round(hub.started * 1_000_000), agents_linked=hub.agents_linked),)
+
+
+def hub_text(name: str, state: Optional[str], width: int = 0) -> str:
+    """
+    A hub's name where an agent's is shown (fleet C{hub} column, agent
+    screen): ``h1``, or ``h1 (down)`` when the mesh has lost that hub
+    (state L{DOWN}: nothing heard for the hubs' C{--peer-timeout}).
+
+    :param state: the hub's state in the mesh, None when it is not known.
+    :param width: with a positive width, a name too long to fit with its
+        mark is cut (``long-na… (down)``) so the mark always shows.
+    """
+    if state != DOWN:
+        return name
+    mark = " (down)"
+    if 0 < width < len(name) + len(mark):
+        name = name[: max(width - len(mark) - 1, 0)] + "…"
+    return name + mark
+
+
+def mesh_summary(hubs: Sequence[HubState]) -> str:
+    """
+    The mesh in a phrase for the link line: ``mesh 3 hubs, 1 down``, or
+    ``mesh 1 hub`` (a hub alone, or one older than the mesh).
+    """
+    noun = "hub" if len(hubs) == 1 else "hubs"
+    down = sum(1 for h in hubs if h.state == DOWN)
+    return f"mesh {len(hubs)} {noun}" + (f", {down} down" if down else "")
 
 
 # -- the agent screen: traffic, tcp, dns ------------------------------------
@@ -361,18 +445,23 @@ def agent_headline(entry: Optional[AgentEntry], now: float,
                    drop_warning: float = DROP_WARNING_PERCENT,
                    alerts: Sequence[AlertEntry] = (),
                    localtime: Callable[[float], time.struct_time] = time.localtime,
+                   hubs: Sequence[HubState] = (),
                    ) -> list[str]:
     """
-    The agent screen's summary lines: identity, the agent's alerts when it
-    has any (see L{agent_alert_line}), rates, protocol mix, the counters of
-    the TCP and DNS analysers, and capture health (see L{capture_lines}).
+    The agent screen's summary lines: identity and the hub the agent
+    reports through (see L{hub_text}), the agent's alerts when it has any
+    (see L{agent_alert_line}), rates, protocol mix, the counters of the TCP
+    and DNS analysers, and capture health (see L{capture_lines}).
 
     :param alerts: the fleet's alerts, newest first; this agent's are shown.
+    :param hubs: the mesh's hubs (see L{known_hubs}).
     """
     if entry is None:
         return ["(agent not known to this hub)"]
+    state = next((h.state for h in hubs if h.name == entry.hub), None)
     lines = [
-        f"{entry.agent_id} ({entry.hostname})  {entry.status}  via {entry.hub}  "
+        f"{entry.agent_id} ({entry.hostname})  {entry.status}  "
+        f"via {hub_text(entry.hub, state)}  "
         f"last report {age(None if entry.last_heard is None else now - entry.last_heard)} ago",
     ]
     mine = agent_alerts(alerts, entry.agent_id)
@@ -456,21 +545,33 @@ def dropping_agents(view: FleetView, drop_warning: float = DROP_WARNING_PERCENT)
 
 
 def status_line(link: str, view: Optional[FleetView], updated_age: Optional[float],
-                drop_warning: float = DROP_WARNING_PERCENT) -> str:
+                drop_warning: float = DROP_WARNING_PERCENT, dialing: str = "") -> str:
     """
     The always-visible link line: the fleet's alert marker first (see
-    L{alert_marker}), where the UI is connected, how fresh its data is, and
-    which agents are dropping packets (see L{dropping_agents}).
+    L{alert_marker}), the hub the UI is on (its name, the endpoint it
+    listens on as it says, and the link's state), the mesh (see
+    L{mesh_summary}), the agents online, how fresh the data is, and which
+    agents are dropping packets (see L{dropping_agents}):
+    ``hub h1 (tcp:7420, connected) · mesh 3 hubs, 1 down · 2/3 agents
+    online · updated 0.4s ago · ? help  q quit``; while the UI is not
+    linked, the view is the last hub's and the line says which hub the UI
+    is trying: ``hub h1 (tcp:7420, reconnecting to tcp:10.0.0.2:7420)``.
+
+    :param link: the link's state (``connected``, ``reconnecting`` …).
+    :param updated_age: seconds since the view arrived, or None.
+    :param dialing: the endpoint the UI is trying while not linked, or ``""``.
     """
     if view is None:
-        return f"hub: {link} · no data yet · ? help  q quit"
+        return f"hub: {dialing + ' ' if dialing else ''}{link} · no data yet · ? help  q quit"
     hub = view.hub
     online = sum(1 for a in view.agents if a.status == "online")
     warning = dropping_agents(view, drop_warning)
     marker = alert_marker(view.alerts)
     return (
         (f"{marker} · " if marker else "")
-        + f"hub {hub.name} ({link}) · {online}/{len(view.agents)} agents online · "
+        + f"hub {hub.name} ({hub.endpoint}, {link}{' to ' + dialing if dialing else ''}) · "
+        f"{mesh_summary(known_hubs(view))} · "
+        f"{online}/{len(view.agents)} agents online · "
         f"updated {age(updated_age)} ago · " + (f"{warning} · " if warning else "")
         + "? help  q quit"
     )
@@ -480,10 +581,6 @@ def status_line(link: str, view: Optional[FleetView], updated_age: Optional[floa
 
 #: How the fleet screen's C{alerts} column names a severity.
 SEVERITY_SHORT = {"info": "info", "warning": "warn", "critical": "crit"}
-
-#: The alert screen's severity floors, in the order C{f} cycles them:
-#: every alert, warning and critical, critical only.
-SEVERITY_FLOORS = ("", "warning", "critical")
 
 
 def severity_rank(severity: str) -> int:
@@ -532,94 +629,6 @@ def clock_time(ts: float, now: float,
     return time.strftime("%H:%M:%S", localtime(ts))
 
 
-def full_time(ts: Optional[float],
-              localtime: Callable[[float], time.struct_time] = time.localtime) -> str:
-    """
-    ``YYYY-MM-DD HH:MM:SS`` in local time, or ``-`` when unknown.
-    """
-    if ts is None:
-        return "-"
-    return time.strftime("%Y-%m-%d %H:%M:%S", localtime(ts))
-
-
-#: The alert screen's table, newest first.  Column 0's text depends on the
-#: time of rendering (see L{render_alerts}).
-ALERTS = Table(
-    columns=(
-        Column("time", 10, lambda e: e.alert.ts, lambda e: str(e.alert.ts), right=False),
-        Column("severity", 9, lambda e: severity_rank(e.alert.severity),
-               lambda e: e.alert.severity, right=False),
-        Column("state", 12, lambda e: e.state, lambda e: e.state, right=False),
-        Column("agent", 12, lambda e: e.alert.agent_id, lambda e: e.alert.agent_id,
-               right=False),
-        Column("kind", 12, lambda e: e.alert.kind, lambda e: e.alert.kind, right=False),
-        Column("src", 15, lambda e: e.alert.src, lambda e: e.alert.src or "-", right=False),
-        Column("dst", 15, lambda e: e.alert.dst, lambda e: e.alert.dst or "-", right=False),
-        Column("summary", 40, lambda e: e.alert.summary, lambda e: e.alert.summary,
-               right=False),
-    ),
-    sort=0,
-)
-
-
-def alert_search_text(entry: AlertEntry) -> str:
-    """
-    What the alert screen's C{/} filter matches: agent, kind, severity,
-    state, addresses and summary.
-    """
-    a = entry.alert
-    return f"{a.agent_id} {a.kind} {a.severity} {entry.state} {a.src} {a.dst} {a.summary}"
-
-
-def next_floor(floor: str) -> str:
-    """
-    The severity floor after C{floor} (key C{f}): all → warning → critical
-    → all.
-    """
-    return SEVERITY_FLOORS[(SEVERITY_FLOORS.index(floor) + 1) % len(SEVERITY_FLOORS)]
-
-
-def filter_alerts(entries: Iterable[AlertEntry], floor: str = "",
-                  active_only: bool = False) -> list[AlertEntry]:
-    """
-    The alerts at or above severity C{floor} (``""`` for all) and, with
-    C{active_only}, only those active and not acknowledged.
-    """
-    rank = severity_rank(floor)
-    return [e for e in entries
-            if severity_rank(e.alert.severity) >= rank
-            and (not active_only or e.state == ACTIVE)]
-
-
-def render_alerts(table: Table, entries: Iterable[AlertEntry], now: float,
-                  filter_text: str = "", floor: str = "", active_only: bool = False,
-                  localtime: Callable[[float], time.struct_time] = time.localtime,
-                  ) -> tuple[str, list[str], list[AlertEntry]]:
-    """
-    Render alerts as L{render} does, after the quick filters of
-    L{filter_alerts}, with times as L{clock_time} writes them at C{now}.
-
-    :param table: L{ALERTS}, sorted as the user chose.
-    """
-    times = evolve(table.columns[0],
-                   text=lambda e: clock_time(e.alert.ts, now, localtime))
-    timed = Table((times,) + table.columns[1:], table.sort, table.descending)
-    return render(timed, filter_alerts(entries, floor, active_only), filter_text,
-                  alert_search_text)
-
-
-def alerts_title(shown: int, total: int, floor: str = "", active_only: bool = False,
-                 filter_text: str = "") -> str:
-    """
-    The alert screen's title line: ``"2/5 alerts · severity warning+ ·
-    active only · filter: scan"``.
-    """
-    level = {"": "all", "critical": "critical"}.get(floor, f"{floor}+")
-    return (f"{shown}/{total} alerts · severity {level} · "
-            + ("active only" if active_only else "any state")
-            + (f" · filter: {filter_text}" if filter_text else ""))
-
-
 def agent_alerts(alerts: Iterable[AlertEntry], agent_id: str) -> tuple[AlertEntry, ...]:
     """
     The alerts of one agent, in the order given.
@@ -645,84 +654,6 @@ def agent_alert_line(alerts: Sequence[AlertEntry], now: float,
             + f"alerts: {active} active of {len(alerts)} (4 list, a all) · newest {shown}")
 
 
-def find_alert(alerts: Iterable[AlertEntry], key: tuple) -> Optional[AlertEntry]:
-    """
-    The alert with identity C{key} (``(agent_id, epoch, seq)``), or None.
-    """
-    for entry in alerts:
-        if entry.alert.key == key:
-            return entry
-    return None
-
-
-def alert_detail(entry: AlertEntry, now: float,
-                 localtime: Callable[[float], time.struct_time] = time.localtime,
-                 ) -> list[str]:
-    """
-    Every field of an alert, one per line, then its evidence (see
-    L{evidence_lines}).
-    """
-    a = entry.alert
-    if entry.acknowledged_by is None:
-        acknowledged = "no (k to acknowledge)"
-    else:
-        acknowledged = (f"by {entry.acknowledged_by} at "
-                        f"{full_time(entry.acknowledged_at, localtime)}")
-    return [
-        f"{a.severity} {a.kind} · {entry.state}",
-        a.summary,
-        "",
-        f"agent         {a.agent_id} (epoch {a.epoch}, alert {a.seq}, revision {a.revision})",
-        f"src           {a.src or '-'}",
-        f"dst           {a.dst or '-'}",
-        f"raised        {full_time(a.ts, localtime)} ({age(now - a.ts)} ago)",
-        f"updated       {full_time(a.updated, localtime)} ({age(now - a.updated)} ago)",
-        f"received      {full_time(entry.received, localtime)} (hub clock)",
-        f"condition     {a.state}",
-        f"acknowledged  {acknowledged}",
-        "",
-        "evidence",
-    ] + (evidence_lines(a.evidence) or ["  (none)"])
-
-
-#: Inline lists up to this many characters; longer ones get a line per item.
-_INLINE_WIDTH = 72
-
-
-def evidence_lines(value: Mapping[str, Any], indent: str = "  ") -> list[str]:
-    """
-    JSON-shaped evidence as indented ``key: value`` lines, keys sorted:
-    short lists of numbers or words inline (``ports: [22, 80]``), longer
-    ones and C{samples} (packets' one-line summaries) one item a line.
-    """
-    lines = []
-    for key in sorted(value):
-        item = value[key]
-        if isinstance(item, Mapping) and item:
-            lines.append(f"{indent}{key}:")
-            lines.extend(evidence_lines(item, indent + "  "))
-        elif isinstance(item, (list, tuple)) and item:
-            inline = "[" + ", ".join(_scalar(v) for v in item) + "]"
-            scalars = not any(isinstance(v, (Mapping, list, tuple)) for v in item)
-            if scalars and key != "samples" and len(indent + key + inline) <= _INLINE_WIDTH:
-                lines.append(f"{indent}{key}: {inline}")
-                continue
-            lines.append(f"{indent}{key}:")
-            for v in item:
-                if isinstance(v, Mapping):
-                    lines.append(f"{indent}  -")
-                    lines.extend(evidence_lines(v, indent + "    "))
-                else:
-                    lines.append(f"{indent}  - {_scalar(v)}")
-        else:
-            lines.append(f"{indent}{key}: {_scalar(item)}")
-    return lines
-
-
-def _scalar(value: Any) -> str:
-    # Words as they are; numbers, booleans, null and empty containers as JSON.
-    return value if isinstance(value, str) else json.dumps(value)
-
 
 HELP = """\
 Loopy keys
@@ -734,6 +665,7 @@ Loopy keys
   S        reverse sort        s / S   sort column / reverse
   /        filter rows         /       filter rows (Enter to apply)
   a        alerts              a       alerts (fleet-wide)
+  h        hubs of the mesh    h       hubs of the mesh
   ?        this help           Esc     back to the fleet
   q        quit                ? q     this help, quit
 
@@ -745,8 +677,16 @@ Loopy keys
   s S /    sort, reverse, filter (agent, kind, severity, state, address, text)
   Esc      back                Esc     back to the alerts
 
-The bottom line always shows the hub link and how old the data is, and
-"!! N alerts — press a" while alerts are active and not acknowledged.
+  hubs screen: every hub the mesh knows, ▸ the one this UI is on
+  state    self (this UI's hub), linked (peer link up), reachable (heard
+           through the mesh only), down (not heard for the peer timeout)
+  s S /    sort, reverse, filter (name, endpoint, state, peers)
+  Esc      back
+
+The bottom line always shows the hub the UI is on, the link state, the mesh
+("mesh 3 hubs, 1 down"), how old the data is, and "!! N alerts — press a"
+while alerts are active and not acknowledged.  An agent whose hub the mesh
+has lost shows "h1 (down)" in the hub column; "/ down" lists those agents.
 Counters are cumulative since each agent started; rates cover its last
 report interval (1 s by default).
 """
