@@ -13,21 +13,13 @@ import time
 from typing import Any, Callable, Iterable, Mapping, Optional
 
 from loopy.model import ACTIVE, AlertEntry
-from loopy.ui.views import Column, Table, age, clock_time, render, severity_rank, with_text
+from loopy.ui.formats import age, clock_time, full_time
+from loopy.ui.tables import Column, Table, render, with_text
+from loopy.ui.views import severity_rank
 
 #: The alert screen's severity floors, in the order C{f} cycles them:
 #: every alert, warning and critical, critical only.
 SEVERITY_FLOORS = ("", "warning", "critical")
-
-
-def full_time(ts: Optional[float],
-              localtime: Callable[[float], time.struct_time] = time.localtime) -> str:
-    """
-    ``YYYY-MM-DD HH:MM:SS`` in local time, or ``-`` when unknown.
-    """
-    if ts is None:
-        return "-"
-    return time.strftime("%Y-%m-%d %H:%M:%S", localtime(ts))
 
 
 #: The alert screen's table, newest first.  The C{time} column's text depends

@@ -4,20 +4,20 @@ The npyscreen terminal UI.  The reactor runs in a background thread with the
 L{HubClient}; curses runs on the main thread and redraws from the client's
 newest view twice a second.  Everything shown is computed by
 L{loopy.ui.views}, L{loopy.ui.alertviews} and L{loopy.ui.hubs}; this module
-only places it.
+only places it, on screens built from L{loopy.ui.widgets}.
 """
 
 from __future__ import annotations
 
-import curses
 import threading
 import time
 from typing import Optional
 
 import npyscreen
 
-from loopy.ui import alertviews, hubs, views
-from loopy.ui.client import CONNECTED, HubClient
+from loopy.ui import alertviews, hubs, tables, views
+from loopy.ui.client import HubClient
+from loopy.ui.widgets import AlertList, DetailPager, HelpPager, LoopyForm, RowList
 
 #: Tenths of a second between redraws when no key is pressed.
 REFRESH_TENTHS = 5
@@ -26,157 +26,6 @@ HEADLINE_LINES = 7
 #: The agent screen's tabs: L{views.TABS} from the agent's report, then its
 #: alerts from the fleet's.
 AGENT_TABS = tuple(views.TABS) + ("alerts",)
-
-
-class RowList(npyscreen.MultiLine):
-    """
-    A scrolling list of table rows.  Enter and Esc go to the form; keys the
-    list does not use (s, /, ?, q, digits, Tab) fall through to the form.
-
-    C{never_cache}: the form repaints from C{while_waiting} with
-    C{Form.display()}, which erases the pad; MultiLine's display cache would
-    then skip reprinting unchanged rows and leave the list blank.
-
-    :cvar released: more keys of MultiLine's to leave to the form.
-    """
-
-    released: tuple[int, ...] = ()
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.never_cache = True
-
-    def set_up_handlers(self):
-        super().set_up_handlers()
-        self.allow_filtering = False
-        for key in (ord("l"), ord("L"), ord("n"), ord("N"), ord("p"), ord("x"),
-                    curses.ascii.SP, curses.ascii.TAB) + self.released:
-            self.handlers.pop(key, None)
-        self.handlers.update({
-            curses.ascii.NL: self._enter,
-            curses.ascii.CR: self._enter,
-            curses.KEY_ENTER: self._enter,
-            curses.ascii.ESC: self._escape,
-        })
-
-    def _enter(self, _key):
-        self.parent.on_enter(self.cursor_line)
-
-    def _escape(self, _key):
-        self.parent.on_escape()
-
-
-class AlertList(RowList):
-    """
-    The alert screen's rows: C{k} acknowledges (the form's), not "up".
-    """
-
-    released = (ord("k"),)
-
-
-class FilterField(npyscreen.Textfield):
-    """
-    A text field where Enter ends the popup it is in.
-    """
-
-    def set_up_handlers(self):
-        super().set_up_handlers()
-        for key in (curses.ascii.NL, curses.ascii.CR, curses.KEY_ENTER):
-            self.handlers[key] = self._done
-
-    def _done(self, _key):
-        self.editing = False
-        self.parent.editing = False
-
-
-def ask_filter(current: str) -> str:
-    """
-    Pop up a one-line field for a filter; Enter applies it.
-    """
-    popup = npyscreen.Popup(name="Filter rows (Enter to apply, empty for all)", lines=6)
-    field = popup.add(FilterField, value=current, begin_entry_at=0)
-    popup.edit()
-    return (field.value or "").strip()
-
-
-class LoopyForm(npyscreen.FormBaseNew):
-    """
-    Shared keys and the link line of every screen.
-
-    :ivar table: the L{views.Table} that C{s} and C{S} sort, or None.
-    """
-
-    table: Optional[views.Table] = None
-
-    def create(self):
-        self.add_handlers({
-            "q": self.on_quit,
-            "?": self.on_help,
-            "s": self.on_sort,
-            "S": self.on_reverse,
-            "/": self.on_filter,
-            "a": self.on_alerts,
-            "h": self.on_hubs,
-            "^C": self.on_quit,
-        })
-        self.filter_text = ""
-
-    @property
-    def client(self) -> HubClient:
-        return self.parentApp.client
-
-    def add_table(self, top: int, rows_class: type = RowList) -> None:
-        """
-        Place a table screen's widgets: the header at line C{top}, the rows
-        below it, then an info line and the link line at the bottom.
-        """
-        self.header = self.add(npyscreen.FixedText, editable=False, rely=top)
-        self.rows = self.add(rows_class, rely=top + 1, max_height=self.lines - top - 5,
-                             values=["(connecting…)"], scroll_exit=False)
-        self.info = self.add(npyscreen.FixedText, editable=False, rely=self.lines - 4)
-        self.status = self.add(npyscreen.FixedText, editable=False, rely=self.lines - 3)
-
-    def link_line(self) -> str:
-        view, at, state = self.client.snapshot()
-        updated = None if at is None else time.time() - at
-        dialing = "" if state == CONNECTED else self.client.endpoint
-        return views.status_line(state, view, updated, self.parentApp.drop_warning, dialing)
-
-    def on_quit(self, *_):
-        self.parentApp.setNextForm(None)
-        self.parentApp.switchFormNow()
-
-    def on_help(self, *_):
-        self.parentApp.show_help(self.FORM_ID)
-
-    def on_filter(self, *_):
-        self.filter_text = ask_filter(self.filter_text)
-        self.refresh_data()
-
-    def on_alerts(self, *_):
-        self.parentApp.show_alerts(self.FORM_ID)
-
-    def on_hubs(self, *_):
-        self.parentApp.show_hubs(self.FORM_ID)
-
-    def on_sort(self, *_):
-        if self.table is not None:
-            self.table = views.next_sort(self.table)
-            self.refresh_data()
-
-    def on_reverse(self, *_):
-        if self.table is not None:
-            self.table = views.reverse_sort(self.table)
-            self.refresh_data()
-
-    def on_enter(self, index):
-        pass
-
-    def on_escape(self):
-        pass
-
-    def while_waiting(self):
-        self.refresh_data()
 
 
 class FleetForm(LoopyForm):
@@ -256,11 +105,11 @@ class AgentForm(LoopyForm):
         self.refresh_data()
 
     @property
-    def table(self) -> views.Table:
+    def table(self) -> tables.Table:
         return self.tables[self.tab]
 
     @table.setter
-    def table(self, value: views.Table) -> None:
+    def table(self, value: tables.Table) -> None:
         self.tables[self.tab] = value
 
     def entry(self):
@@ -290,7 +139,7 @@ class AgentForm(LoopyForm):
         else:
             _table, records_of, search = views.TABS[self.tab]
             records = records_of(entry) if entry is not None and entry.report is not None else []
-            header, rows, self.records = views.render(table, records, self.filter_text, search)
+            header, rows, self.records = tables.render(table, records, self.filter_text, search)
         self.tabs.value = "  ".join(
             f"[{i} {name}]" if name == self.tab else f" {i} {name} "
             for i, name in enumerate(AGENT_TABS, start=1)
@@ -425,20 +274,6 @@ class HubsForm(LoopyForm):
         self.parentApp.switchForm(self.return_to)
 
 
-class DetailPager(npyscreen.Pager):
-    """
-    An alert's details; Esc goes back, C{k} is the form's (acknowledge),
-    Enter and Tab do nothing (the pager would leave the form).
-    """
-
-    def set_up_handlers(self):
-        super().set_up_handlers()
-        self.handlers.pop(ord("k"), None)
-        for key in (curses.ascii.NL, curses.ascii.CR, curses.KEY_ENTER, curses.ascii.TAB):
-            self.handlers[key] = lambda _key: None
-        self.handlers[curses.ascii.ESC] = lambda _key: self.parent.on_escape()
-
-
 class AlertForm(LoopyForm):
     """
     One alert: every field and its evidence, kept current.
@@ -492,21 +327,6 @@ class AlertForm(LoopyForm):
 
     def on_escape(self):
         self.parentApp.switchForm(self.return_to)
-
-
-class HelpPager(npyscreen.Pager):
-    """
-    The help text; Enter, Esc, q or ? close it, arrows scroll.
-    """
-
-    def set_up_handlers(self):
-        super().set_up_handlers()
-        for key in (curses.ascii.NL, curses.ascii.CR, curses.KEY_ENTER,
-                    curses.ascii.ESC, ord("q"), ord("?")):
-            self.handlers[key] = self._close
-
-    def _close(self, _key):
-        self.parent.parentApp.switchForm(self.parent.return_to)
 
 
 class HelpForm(npyscreen.FormBaseNew):

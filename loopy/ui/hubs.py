@@ -12,7 +12,9 @@ from collections import Counter
 from typing import Optional
 
 from loopy.model import DOWN, LINKED, REACHABLE, SELF, FleetView, HubState
-from loopy.ui.views import Column, Table, age, known_hubs, render, with_text
+from loopy.ui.formats import age
+from loopy.ui.tables import Column, Table, render, with_text
+from loopy.ui.views import known_hubs
 
 #: Hub states in the order the hubs screen sorts and counts them.
 STATES = (SELF, LINKED, REACHABLE, DOWN)

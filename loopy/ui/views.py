@@ -1,7 +1,11 @@
 # -*- test-case-name: tests.test_ui_views -*-
 """
 The UI's view logic, as pure functions: records in, text rows out.  No
-curses, no reactor: the npyscreen forms only place what these return.
+curses, no reactor: the npyscreen forms only place what these return.  This
+module has the JSON document, the fleet and agent screens, the link line and
+the help; the alert screen is in L{loopy.ui.alertviews}, the hubs screen in
+L{loopy.ui.hubs}, and the tables and number formats all of them use in
+L{loopy.ui.tables} and L{loopy.ui.formats}.
 """
 
 from __future__ import annotations
@@ -9,10 +13,10 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
-from attrs import evolve, frozen
-
 from loopy.model import (ACTIVE, DOWN, SELF, SEVERITIES, AgentEntry, AlertEntry, FleetView,
                          HubState)
+from loopy.ui.formats import age, clock_time, human, ms, octets, percent
+from loopy.ui.tables import Column, Table, render, with_text
 from loopy.wire import to_json_value
 
 # -- the JSON document ------------------------------------------------------
@@ -76,208 +80,6 @@ def fleet_document(view: FleetView) -> dict:
         "agents": [agent_document(e) for e in view.agents],
         "alerts": [alert_document(e) for e in view.alerts],
     }
-
-
-# -- formatting -------------------------------------------------------------
-
-
-def human(value: float, unit: str = "", base: int = 1000) -> str:
-    """
-    A number in at most 5 characters plus a unit: ``950``, ``1.23k``,
-    ``34.5M``, ``1.00G`` (SI for rates; C{base} 1024 for octets).  The prefix
-    is chosen after rounding, so 999.6 is ``1.00k``, not ``1000``.
-    """
-    value = float(value)
-    for prefix in ("", "k", "M", "G", "T", "P"):
-        if prefix:
-            text = _three_digits(value)
-        elif 0 < abs(value) < 9.95 and value != int(value):
-            text = f"{value:.1f}"  # slow rates: 0.5 queries/s is not 0
-        else:
-            text = f"{value:.0f}"
-        if abs(float(text)) < base or prefix == "P":
-            return text + prefix + unit
-        value /= base
-    raise AssertionError("unreachable")
-
-
-def _three_digits(value: float) -> str:
-    # 2 decimals below 10, 1 below 100, else none; judged after rounding.
-    for decimals in (2, 1):
-        text = f"{value:.{decimals}f}"
-        if abs(float(text)) < 10 ** (3 - decimals):
-            return text
-    return f"{value:.0f}"
-
-
-def octets(value: float) -> str:
-    """
-    Octets with binary prefixes: ``512B``, ``1.50kB`` (1 kB = 1024 B here,
-    as iftop shows).
-    """
-    return human(value, "B", base=1024)
-
-
-def percent(ratio: float) -> str:
-    """
-    A ratio (0 to 1) as a short percentage: ``0``, ``0.04%``, ``3.2%``,
-    ``100%``.
-    """
-    if ratio <= 0:
-        return "0"
-    value = ratio * 100
-    if value >= 10:
-        return f"{value:.0f}%"
-    if value >= 1:
-        return f"{value:.1f}%"
-    if value < 0.005:
-        return "<0.01%"
-    return f"{value:.2f}%"
-
-
-def ms(value: Optional[float]) -> str:
-    """
-    Milliseconds, or ``-`` when unknown.
-    """
-    if value is None:
-        return "-"
-    return f"{value:.1f}" if value < 100 else f"{value:.0f}"
-
-
-def age(seconds: Optional[float]) -> str:
-    """
-    An age: ``0.4s``, ``12s``, ``3m``, ``2h``, ``-`` when unknown.
-    """
-    if seconds is None:
-        return "-"
-    if seconds < 10:
-        return f"{max(seconds, 0):.1f}s"
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f}m"
-    return f"{seconds / 3600:.0f}h"
-
-
-# -- tables -----------------------------------------------------------------
-
-
-@frozen
-class Column:
-    """
-    A table column: a title, a width, a function of the row's record to the
-    sort key, and one to the cell text.
-    """
-
-    title: str
-    width: int
-    key: Callable[[Any], Any]
-    text: Callable[[Any], str]
-    right: bool = True
-
-
-@frozen
-class Table:
-    """
-    A table's shape: its columns and which column sorts it.
-    """
-
-    columns: tuple[Column, ...]
-    sort: int = 0
-    descending: bool = True
-
-
-def render(
-    table: Table,
-    records: Iterable[Any],
-    filter_text: str = "",
-    searchable: Callable[[Any], str] = lambda r: "",
-) -> tuple[str, list[str], list[Any]]:
-    """
-    Render records as fixed-width rows.
-
-    :param filter_text: keep only records whose C{searchable} text contains
-        it (case-insensitive); empty keeps all.
-    :returns: the header line, the rows, and the records in row order.
-    """
-    needle = filter_text.lower()
-    kept = [r for r in records if not needle or needle in searchable(r).lower()]
-    column = table.columns[table.sort]
-    kept.sort(key=lambda r: _sortable(column.key(r)), reverse=table.descending)
-    header = " ".join(_title(table, i) for i in range(len(table.columns)))
-    rows = [" ".join(_cell(c.text(r), c) for c in table.columns) for r in kept]
-    return header, rows, kept
-
-
-def _arrow(table: Table, index: int) -> str:
-    if index != table.sort:
-        return ""
-    return "▼" if table.descending else "▲"
-
-
-def _title(table: Table, index: int) -> str:
-    # The sort arrow always shows: a title too long for it is cut instead.
-    column = table.columns[index]
-    arrow = _arrow(table, index)
-    title = column.title
-    if arrow and len(title) + 1 > column.width:
-        title = title[: column.width - 2] + "…"
-    return _cell(title + arrow, column)
-
-
-def _sortable(value: Any) -> Any:
-    # None sorts below everything; tuples sort item by item; mixed types
-    # sort by text.
-    if value is None:
-        return (0, 0)
-    if isinstance(value, (int, float)):
-        return (1, value)
-    if isinstance(value, tuple):
-        return (3, tuple(_sortable(v) for v in value))
-    return (2, str(value))
-
-
-def _cell(text: str, column: Column) -> str:
-    text = str(text)
-    if len(text) > column.width:
-        text = text[: column.width - 1] + "…"
-    return text.rjust(column.width) if column.right else text.ljust(column.width)
-
-
-def with_text(table: Table, title: str, text: Callable[[Any], str]) -> Table:
-    """
-    C{table} with the cell text of its column titled C{title} made by
-    C{text} instead: for cells that depend on more than their record (the
-    time of rendering, the state of the mesh).  Sorting is unchanged.
-
-    :raises ValueError: if no column has that title.
-    """
-    index = [c.title for c in table.columns].index(title)
-    columns = list(table.columns)
-    columns[index] = evolve(columns[index], text=text)
-    return Table(tuple(columns), table.sort, table.descending)
-
-
-def next_sort(table: Table) -> Table:
-    """
-    Sort by the next column (``s``); sorting by the same column twice
-    (``S``) reverses — see L{reverse_sort}.
-    """
-    return Table(table.columns, (table.sort + 1) % len(table.columns), table.descending)
-
-
-def reverse_sort(table: Table) -> Table:
-    return Table(table.columns, table.sort, not table.descending)
-
-
-def _snap(entry_or_report: Any, name: str) -> Mapping:
-    report = getattr(entry_or_report, "report", entry_or_report)
-    if report is None:
-        return {}
-    snapshot = report.analysers.get(name)
-    if snapshot is None:
-        return {}
-    return snapshot if isinstance(snapshot, dict) else to_json_value(snapshot)
 
 
 # -- the fleet screen -------------------------------------------------------
@@ -388,6 +190,17 @@ def mesh_summary(hubs: Sequence[HubState]) -> str:
 
 
 # -- the agent screen: traffic, tcp, dns ------------------------------------
+
+
+def _snap(entry_or_report: Any, name: str) -> Mapping:
+    report = getattr(entry_or_report, "report", entry_or_report)
+    if report is None:
+        return {}
+    snapshot = report.analysers.get(name)
+    if snapshot is None:
+        return {}
+    return snapshot if isinstance(snapshot, dict) else to_json_value(snapshot)
+
 
 TALKERS = Table(
     columns=(
@@ -613,20 +426,6 @@ def alert_marker(alerts: Sequence[AlertEntry]) -> str:
     at_worst = sum(1 for e in active if severity_rank(e.alert.severity) == worst)
     noun = "alert" if len(active) == 1 else "alerts"
     return f"!! {len(active)} {noun} ({at_worst} {SEVERITIES[worst - 1]}) — press a"
-
-
-def clock_time(ts: float, now: float,
-               localtime: Callable[[float], time.struct_time] = time.localtime) -> str:
-    """
-    An alert's time in a table: local ``HH:MM:SS``, or the date
-    (``YYYY-MM-DD``) when it is a day old or more.
-
-    :param localtime: seconds since the epoch to a broken-down local time
-        (``time.gmtime`` in tests).
-    """
-    if now - ts >= 86400:
-        return time.strftime("%Y-%m-%d", localtime(ts))
-    return time.strftime("%H:%M:%S", localtime(ts))
 
 
 def agent_alerts(alerts: Iterable[AlertEntry], agent_id: str) -> tuple[AlertEntry, ...]:
