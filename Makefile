@@ -16,9 +16,10 @@ BENCH_DEBS := tcpdump tshark gcc libc6-dev libpcap0.8 procps iproute2
 BENCH_DIR := build/bench
 BENCH_ARGS ?=
 BENCH_DETECT_ARGS ?=
+BENCH_MESH_ARGS ?=
 SOURCES := pyproject.toml $(shell find loopy twisted -name '*.py' 2>/dev/null)
 
-.PHONY: run test setup debs-run debs-test bench bench-detect debs-bench clean
+.PHONY: run test setup debs-run debs-test bench bench-detect bench-mesh debs-bench clean
 
 run: debs-run setup
 	$(BIN)/loopy-local
@@ -37,6 +38,11 @@ bench: debs-bench setup
 # and false alerts (bench/README.md), about 5 minutes; BENCH_DETECT_ARGS=--quick: 1.5.
 bench-detect: debs-test setup
 	$(BIN)/python bench/detect $(BENCH_DETECT_ARGS)
+
+# 5 hubs (a full mesh on 127.0.0.1) x 500 simulated agents: propagation, gossip octets,
+# hub CPU (bench/README.md), about 1.5 minutes; needs no root.
+bench-mesh: setup
+	$(BIN)/python bench/mesh $(BENCH_MESH_ARGS)
 
 setup: $(VENV)/.installed
 

@@ -1,12 +1,13 @@
 # -*- test-case-name: tests.test_e2e_attacks -*-
 """
-Hosts as network namespaces, for the end-to-end attack tests and
-``bench/detect``: a small LAN with an attacker, a victim running a real Loopy
-hub and agent, and the victim's gateway.
+Hosts as network namespaces, for the end-to-end tests and the benchmarks
+that need a network: each host is a namespace with one interface, ``eth0``,
+plugged into a bridge in one more namespace (the switch); nothing touches
+the host's own network namespace, and no namespace has a route out of the
+lab.
 
-Each host is a namespace with one interface, ``eth0``, plugged into a bridge
-in a fourth namespace (the switch); nothing touches the host's own network
-namespace, and no namespace has a route out of the lab::
+L{Lab} is the attack tests' and ``bench/detect``'s small LAN: an attacker,
+a victim running a real Loopy hub and agent, and the victim's gateway::
 
     attacker  10.77.0.1    fd77::1   02:77:00:00:00:01  sources 10.78.0.0/16, fd78::/64
     victim    10.77.0.2    fd77::2   02:77:00:00:00:02  targets 10.79.0.0/16
@@ -19,11 +20,16 @@ from a fresh source address and hit a fresh target without any ARP for it
 an ARP anomaly of its own).  Both use ``arp_announce = 2``, so their ARP
 requests name their main address.
 
+L{Sites} is the mesh tests': hosts at two sites, a bridge each, joined by
+one WAN link that can be cut (L{Sites.set_wan}), as can any host's own link
+(L{Network.set_port}).
+
 Namespaces are named ``lpy<pid>`` (``lpy<pid>-N`` for a second lab in one
 process) and the host's role (``a``, ``v``, ``g``, ``s``; ``h<N>`` for the
-extra hosts of L{Lab.add_host}), so parallel runs never collide; L{Lab.destroy}
-kills every process inside and deletes the namespaces, and L{Lab.create}
-first removes the namespaces of earlier runs whose process is gone.
+extra hosts of L{Lab.add_host}; the roles given to L{Sites}), so parallel
+runs never collide; L{Network.destroy} kills every process inside and
+deletes the namespaces, and L{Network.create} first removes the namespaces
+of earlier runs whose process is gone.
 """
 
 from __future__ import annotations
@@ -131,7 +137,7 @@ def remove_stale() -> list[str]:
     stale = []
     for line in ip("netns", "list", check=False).splitlines():
         name = line.split()[0] if line.split() else ""
-        m = re.fullmatch(r"lpy(\d+)(-\d+)?([avgs]|h\d+)", name)
+        m = re.fullmatch(r"lpy(\d+)(-\d+)?[a-z]+\d*", name)
         if m is None or Path(f"/proc/{m.group(1)}").exists():
             continue
         _kill_inside(name)
@@ -140,35 +146,34 @@ def remove_stale() -> list[str]:
     return stale
 
 
-class Lab:
+class Network:
     """
-    The lab's namespaces (four, and any L{add_host} made), and the
-    processes started in them.
+    Namespaces plugged into bridges of one switch namespace, and the
+    processes started in them.  A subclass says what to build (L{_build}).
 
-    :ivar attacker: L{Host}; also C{victim}, C{gateway}.
+    :ivar hosts: role to L{Host}.
+    :ivar switch: the switch's namespace (bridges, and the hosts' ports).
     :ivar procs: the processes started with L{start} (logs in C{directory}).
     """
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, procs: Optional[Processes] = None):
+        """
+        :param procs: where to start processes (a test's, from
+            L{tests.e2e.start_processes}); default a new one in C{directory}.
+        """
         n = next(_labs)
         self.tag = f"lpy{os.getpid()}" + (f"-{n}" if n else "")
         self.directory = directory.resolve()
-        self.procs = Processes(self.directory)
-        self.attacker = Host(self.tag + ATTACKER, 1)
-        self.victim = Host(self.tag + VICTIM, 2)
-        self.gateway = Host(self.tag + GATEWAY, 254)
+        self.procs = procs if procs is not None else Processes(self.directory)
         self.switch = self.tag + SWITCH
-        self.hosts = {ATTACKER: self.attacker, VICTIM: self.victim, GATEWAY: self.gateway}
-        self._sources = itertools.count(1)
-        self._targets = itertools.count(1)
-        self._hosts = itertools.count(10)
+        self.hosts: dict[str, Host] = {}
         self.created = False
 
     # -- building and tearing down ---------------------------------------------
 
     def create(self) -> None:
         """
-        Make the namespaces, the switch and the addresses and routes.
+        Make the switch, the hosts' namespaces, links, addresses and routes.
 
         :raises RuntimeError: when an ``ip`` command fails (after removing
             what was made).
@@ -176,23 +181,14 @@ class Lab:
         remove_stale()
         self.created = True
         try:
+            self._namespace(self.switch)
             self._build()
         except BaseException:
             self.destroy()
             raise
 
     def _build(self) -> None:
-        self._namespace(self.switch)
-        ip("link", "add", "br0", "type", "bridge", ns=self.switch)
-        ip("link", "set", "br0", "up", ns=self.switch)
-        for host in self.hosts.values():
-            self._plug(host)
-        a, v, g = self.attacker, self.victim, self.gateway
-        ip_batch(v.ns, [f"addr add {t}/32 dev {v.iface}" for t in self.targets()]
-                 + [f"route add 10.78.0.0/16 via {a.address}",
-                    f"route add fd78::/64 via {a.address6}",
-                    f"route add default via {g.address}"])
-        ip("route", "add", "10.79.0.0/16", "via", v.address, ns=a.ns)
+        raise NotImplementedError
 
     def _namespace(self, ns: str) -> None:
         ip("netns", "add", ns)
@@ -206,21 +202,105 @@ class Lab:
                        check=True, capture_output=True)
         ip("link", "set", "lo", "up", ns=ns)
 
-    def _plug(self, host: Host) -> None:
+    def _bridge(self, name: str) -> None:
+        ip("link", "add", name, "type", "bridge", ns=self.switch)
+        ip("link", "set", name, "up", ns=self.switch)
+
+    def port(self, host: Host) -> str:
         """
-        Make C{host}'s namespace and plug its eth0 into the switch.
+        The name of C{host}'s port on the switch (the far end of its eth0).
+        """
+        return "port" + host.ns[len(self.tag):]
+
+    def _plug(self, host: Host, bridge: str = "br0") -> None:
+        """
+        Make C{host}'s namespace and plug its eth0 into C{bridge}.
         """
         self._namespace(host.ns)
-        port = "port" + host.ns[len(self.tag):]
+        port = self.port(host)
         ip("link", "add", host.iface, "netns", host.ns, "type", "veth",
            "peer", "name", port, "netns", self.switch)
-        ip_batch(self.switch, [f"link set dev {port} master br0", f"link set dev {port} up"])
+        ip_batch(self.switch, [f"link set dev {port} master {bridge}",
+                               f"link set dev {port} up"])
         ip_batch(host.ns, [
             f"link set dev {host.iface} address {host.mac}",
             f"addr add {host.address}/24 dev {host.iface}",
             f"addr add {host.address6}/64 dev {host.iface} nodad",
             f"link set dev {host.iface} up",
         ])
+
+    def set_port(self, host: Host, up: bool) -> None:
+        """
+        Cut (C{up} false) or restore C{host}'s link: ``ip link set PORT
+        down|up`` on its switch port, so its eth0 loses its carrier, as when
+        its cable is pulled.
+        """
+        ip("link", "set", self.port(host), "up" if up else "down", ns=self.switch)
+
+    def destroy(self) -> None:
+        """
+        Stop every process started (the logged ones first, politely), kill
+        anything else inside, and delete the namespaces.  Safe to call twice.
+        """
+        if not self.created:
+            return
+        self.procs.stop_all()
+        for ns in [h.ns for h in self.hosts.values()] + [self.switch]:
+            _kill_inside(ns)
+            ip("netns", "del", ns, check=False)
+        self.created = False
+
+    # -- processes -------------------------------------------------------------
+
+    def start(self, host: Host, name: str, argv: list[str]) -> subprocess.Popen:
+        """
+        Start C{argv} in C{host}'s namespace, logging to C{name}.out.
+        """
+        return self.procs.start(name, host.command(argv))
+
+    def run(self, host: Host, argv: list[str], timeout: float = 60.0,
+            check: bool = True) -> subprocess.CompletedProcess:
+        """
+        Run C{argv} in C{host}'s namespace to its end (blocking).
+
+        :raises RuntimeError: when it fails and C{check} is set.
+        """
+        done = subprocess.run(host.command(argv), capture_output=True, text=True,
+                              timeout=timeout, env=environment(), stdin=subprocess.DEVNULL)
+        if check and done.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv)} in {host.ns} exited {done.returncode}: "
+                               f"{done.stdout[-2000:]}{done.stderr[-2000:]}")
+        return done
+
+
+class Lab(Network):
+    """
+    The attack lab's namespaces (four, and any L{add_host} made).
+
+    :ivar attacker: L{Host}; also C{victim}, C{gateway}.
+    """
+
+    def __init__(self, directory: Path, procs: Optional[Processes] = None):
+        Network.__init__(self, directory, procs)
+        self.attacker = Host(self.tag + ATTACKER, 1)
+        self.victim = Host(self.tag + VICTIM, 2)
+        self.gateway = Host(self.tag + GATEWAY, 254)
+        self.hosts.update({ATTACKER: self.attacker, VICTIM: self.victim,
+                           GATEWAY: self.gateway})
+        self._sources = itertools.count(1)
+        self._targets = itertools.count(1)
+        self._hosts = itertools.count(10)
+
+    def _build(self) -> None:
+        self._bridge("br0")
+        for host in self.hosts.values():
+            self._plug(host)
+        a, v, g = self.attacker, self.victim, self.gateway
+        ip_batch(v.ns, [f"addr add {t}/32 dev {v.iface}" for t in self.targets()]
+                 + [f"route add 10.78.0.0/16 via {a.address}",
+                    f"route add fd78::/64 via {a.address6}",
+                    f"route add default via {g.address}"])
+        ip("route", "add", "10.79.0.0/16", "via", v.address, ns=a.ns)
 
     def add_host(self) -> Host:
         """
@@ -237,19 +317,6 @@ class Lab:
         self.hosts[f"h{number}"] = host
         self._plug(host)
         return host
-
-    def destroy(self) -> None:
-        """
-        Stop every process started (the logged ones first, politely), kill
-        anything else inside, and delete the namespaces.  Safe to call twice.
-        """
-        if not self.created:
-            return
-        self.procs.stop_all()
-        for ns in [h.ns for h in self.hosts.values()] + [self.switch]:
-            _kill_inside(ns)
-            ip("netns", "del", ns, check=False)
-        self.created = False
 
     # -- addresses -------------------------------------------------------------
 
@@ -283,27 +350,52 @@ class Lab:
            *(["nodad"] if family == 6 else []), ns=self.attacker.ns)
         return addr
 
-    # -- processes -------------------------------------------------------------
 
-    def start(self, host: Host, name: str, argv: list[str]) -> subprocess.Popen:
-        """
-        Start C{argv} in C{host}'s namespace, logging to C{name}.out.
-        """
-        return self.procs.start(name, host.command(argv))
+class Sites(Network):
+    """
+    Hosts at two sites: each site a bridge in the switch namespace
+    (``br0``, ``br1``), the two bridges joined by the WAN link, a veth pair
+    ``wan0``–``wan1``.  Every host is on 10.77.0.0/24 (and fd77::/64), so
+    while the WAN is up any host reaches any other; L{set_wan} cuts it and
+    partitions the sites, L{Network.set_port} cuts one host's own link.
 
-    def run(self, host: Host, argv: list[str], timeout: float = 60.0,
-            check: bool = True) -> subprocess.CompletedProcess:
-        """
-        Run C{argv} in C{host}'s namespace to its end (blocking).
+    :ivar hosts: role (as given) to L{Host}, numbered 1, 2 … in the order
+        given (10.77.0.1 …).
+    """
 
-        :raises RuntimeError: when it fails and C{check} is set.
+    def __init__(self, directory: Path, sites: tuple[list[str], list[str]],
+                 procs: Optional[Processes] = None):
         """
-        done = subprocess.run(host.command(argv), capture_output=True, text=True,
-                              timeout=timeout, env=environment(), stdin=subprocess.DEVNULL)
-        if check and done.returncode != 0:
-            raise RuntimeError(f"{' '.join(argv)} in {host.ns} exited {done.returncode}: "
-                               f"{done.stdout[-2000:]}{done.stderr[-2000:]}")
-        return done
+        :param sites: the roles of the hosts at each site (short words:
+            ``h1``, ``a2``); they name the namespaces and the switch ports.
+        :raises ValueError: for a role that is not a short word.
+        """
+        Network.__init__(self, directory, procs)
+        self.site_of: dict[str, int] = {}
+        number = itertools.count(1)
+        for site, roles in enumerate(sites):
+            for role in roles:
+                if not re.fullmatch(r"[a-z]+\d*", role) or len(role) > 6 or role == SWITCH:
+                    raise ValueError(f"bad host role {role!r}: a short word like h1")
+                self.hosts[role] = Host(self.tag + role, next(number))
+                self.site_of[role] = site
+
+    def _build(self) -> None:
+        self._bridge("br0")
+        self._bridge("br1")
+        ip("link", "add", "wan0", "type", "veth", "peer", "name", "wan1", ns=self.switch)
+        ip_batch(self.switch, ["link set dev wan0 master br0", "link set dev wan1 master br1",
+                               "link set dev wan0 up", "link set dev wan1 up"])
+        for role, host in self.hosts.items():
+            self._plug(host, f"br{self.site_of[role]}")
+
+    def set_wan(self, up: bool) -> None:
+        """
+        Cut (C{up} false) or restore the link between the sites: ``ip link
+        set wan0 down|up`` in the switch (its peer ``wan1`` loses its
+        carrier with it).
+        """
+        ip("link", "set", "wan0", "up" if up else "down", ns=self.switch)
 
 
 def detect_config(learning_period: float = 5.0, quiet_after: float = 2.0,
@@ -361,11 +453,7 @@ class Loopy:
         gone = self.exited()
         if gone:
             raise AssertionError(gone)
-        done = subprocess.run(
-            self.lab.victim.command([program("loopy-ui"), "--json", "--hub",
-                                     f"127.0.0.1:{HUB_PORT}", "--timeout", str(timeout)]),
-            capture_output=True, text=True, env=environment(), stdin=subprocess.DEVNULL)
-        return json.loads(done.stdout) if done.returncode == 0 else None
+        return ui_json(self.lab.victim, f"127.0.0.1:{HUB_PORT}", timeout)
 
     def wait_online(self, timeout: float = 30.0) -> dict:
         """
@@ -389,6 +477,31 @@ class Loopy:
             return None
 
         return poll(learned, timeout, what="the detectors' learning period to end")
+
+
+def ui_json(host: Host, hub: str, timeout: float = 5.0) -> Optional[dict]:
+    """
+    Run ``loopy-ui --json --hub HUB`` in C{host}'s namespace and return its
+    document, or None when it failed (the hub could not be reached).
+    """
+    return ui_json_many([(host, hub)], timeout)[0]
+
+
+def ui_json_many(asks: list[tuple[Host, str]], timeout: float = 5.0) -> list[Optional[dict]]:
+    """
+    L{ui_json} for each ``(host, hub)`` of C{asks}, all run at once.
+
+    :returns: the documents (None for each that failed), in the order asked.
+    """
+    procs = [subprocess.Popen(
+        host.command([program("loopy-ui"), "--json", "--hub", hub, "--timeout", str(timeout)]),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+        env=environment()) for host, hub in asks]
+    docs = []
+    for proc in procs:
+        out, _err = proc.communicate()
+        docs.append(json.loads(out) if proc.returncode == 0 else None)
+    return docs
 
 
 def poll(check: Callable[[], Any], timeout: float, interval: float = 0.2,
