@@ -766,24 +766,50 @@ def summarize(report: AgentReport) -> AgentSummary:
     :param report: the agent's newest report.
     :returns: the summary; zeros for analysers the report lacks.
     """
-    ip = report.analysers.get("ip")
-    tcp = report.analysers.get("tcp")
-    dns = report.analysers.get("dns")
+    return _summary(report.analysers, report.capture)
+
+
+def summarize_value(value: Mapping[str, Any]) -> AgentSummary:
+    """
+    As L{summarize}, from a report's JSON-shaped value (as a peer hub sends
+    it), without making the whole record; what is missing or not a number
+    counts as zero.
+    """
+    analysers = value.get("analysers")
+    capture = value.get("capture")
+    return _summary(analysers if isinstance(analysers, Mapping) else {},
+                    capture if isinstance(capture, Mapping) else {})
+
+
+def _summary(analysers: Mapping[str, Any], capture: Any) -> AgentSummary:
+    ip = analysers.get("ip")
+    tcp = analysers.get("tcp")
+    dns = analysers.get("dns")
     return AgentSummary(
-        pps_in=_get(ip, "pps_in", 0.0),
-        pps_out=_get(ip, "pps_out", 0.0),
-        bps_in=_get(ip, "bps_in", 0.0),
-        bps_out=_get(ip, "bps_out", 0.0),
-        tcp_active=_get(tcp, "active", 0),
-        dns_qps=_get(dns, "qps", 0.0),
-        frames=report.capture.frames,
-        kernel_drops=report.capture.kernel_drops,
-        malformed=report.capture.malformed,
-        drops_per_second=report.capture.drops_per_second,
-        drop_ratio=report.capture.drop_ratio,
-        cpu_percent=report.capture.cpu_percent,
-        rss_bytes=report.capture.rss_bytes,
+        pps_in=_number(ip, "pps_in", float),
+        pps_out=_number(ip, "pps_out", float),
+        bps_in=_number(ip, "bps_in", float),
+        bps_out=_number(ip, "bps_out", float),
+        tcp_active=_number(tcp, "active", int),
+        dns_qps=_number(dns, "qps", float),
+        frames=_number(capture, "frames", int),
+        kernel_drops=_number(capture, "kernel_drops", int),
+        malformed=_number(capture, "malformed", int),
+        drops_per_second=_number(capture, "drops_per_second", float),
+        drop_ratio=_number(capture, "drop_ratio", float),
+        cpu_percent=_number(capture, "cpu_percent", float),
+        rss_bytes=_number(capture, "rss_bytes", int),
     )
+
+
+def _number(snapshot: Any, name: str, kind: type) -> Any:
+    value = _get(snapshot, name, 0)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            return kind(value)
+        except (ValueError, OverflowError):  # int() of NaN or infinity
+            pass
+    return kind()
 
 
 def _get(snapshot: Any, name: str, default: Any) -> Any:

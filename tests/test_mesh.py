@@ -15,7 +15,8 @@ from loopy import testing
 from loopy.errors import WireError
 from loopy.hub import mesh
 from loopy.hub.mesh import Batch, ReplicaStore, decode_batch, encode_batch, same_entries
-from loopy.model import Acknowledgement, AgentLink
+from loopy.model import Acknowledgement, AgentLink, summarize
+from loopy.wire import to_json_value
 
 LIMITS = dict.fromkeys(mesh.KINDS, 1000)
 
@@ -78,12 +79,17 @@ class StoreTests(SynchronousTestCase):
         budget still goes.
         """
         a, b = store("a"), store("b")
+        rng = random.Random(1)
         for n in range(50):
-            a.put("report", f"agent-{n}", (1, 1), {"pad": "x" * 1000})
+            # About 1,000 octets once compressed.
+            a.put("report", f"agent-{n}", (1, 1), {"pad": rng.randbytes(750).hex()})
         first = a.delta(b.digest(), budget=10_000)
         self.assertTrue(first.more)
-        self.assertEqual([e.counter for e in first.entries], list(range(1, 10)))
-        self.assertEqual(sync(b, a, budget=10_000), 6)
+        sent = [e.counter for e in first.entries]
+        self.assertEqual(sent, list(range(1, len(sent) + 1)))
+        self.assertLessEqual(sum(len(e.blob) + 64 for e in first.entries), 10_000)
+        self.assertGreater(len(sent), 5)
+        self.assertGreaterEqual(sync(b, a, budget=10_000), 50 // len(sent))
         self.assertTrue(same_entries([a, b]))
         c = store("c")
         self.assertEqual(len(a.delta(c.digest(), budget=10).entries), 1)
@@ -116,6 +122,25 @@ class StoreTests(SynchronousTestCase):
         self.assertTrue(same_entries([a, b]))
         self.assertEqual(a.get("link", "agent-1").value, {"hub": "b"})
         self.assertEqual(a.digest(), b.digest())
+
+    def test_origins_take_turns(self):
+        """
+        When the budget cuts an answer, every origin has moved on: a busy
+        origin does not starve the others.
+        """
+        a, b, c = store("a"), store("b"), store("c")
+        rng = random.Random(2)
+        for n in range(40):
+            a.put("report", f"a-{n}", (1, 1), {"pad": rng.randbytes(750).hex()})
+        b.put("report", "b-0", (1, 1), {})
+        sync(c, a)
+        sync(c, b)
+        c.put("report", "c-0", (1, 1), {})
+        d = store("d")
+        first = c.delta(d.digest(), budget=3_000)
+        self.assertTrue(first.more)
+        self.assertEqual(sorted({e.origin for e in first.entries}), ["a#1", "b#1", "c#1"])
+        self.assertEqual(first.complete, {"b#1": 1, "c#1": 1})
 
     def test_order_independent(self):
         """
@@ -210,12 +235,25 @@ class StoreTests(SynchronousTestCase):
             mesh.parse(entry)
         self.assertEqual(b.get("link", "agent-1").record, link)
         self.assertEqual(b.get("ack", ("agent-1", 7, 3)).record, ack)
-        self.assertEqual(b.get("report", "agent-a").record, report)
+        head = b.get("report", "agent-a").record
+        self.assertEqual((head.agent_id, head.hostname, head.version, head.ts, head.summary),
+                         (report.agent_id, report.hostname, report.version, report.ts,
+                          summarize(report)))
+        self.assertEqual(mesh.load_report(b.get("report", "agent-a")), report)
         forged = mesh.Entry("link", "agent-1", (7, 9, 0), "a#1", 1,
                             a.get("link", "agent-1").value)
         self.assertRaises(WireError, mesh.parse, forged)
-        broken = mesh.Entry("report", "agent-a", (1, 1), "a#1", 1, {"seq": "x"})
-        self.assertRaises(WireError, mesh.parse, broken)
+        for value in [{"seq": "x"}, {**to_json_value(report), "seq": "2"},
+                      {**to_json_value(report), "hostname": None}]:
+            broken = mesh.Entry("report", "agent-a", report.version, "a#1", 1, value)
+            self.assertRaises(WireError, mesh.parse, broken)
+        unreadable = mesh.Entry("report", "agent-a", report.version, "a#1", 1,
+                                {**to_json_value(report), "capture": {"frames": "many"}})
+        self.assertEqual(mesh.parse(unreadable).summary.frames, 0)
+        self.assertRaises(WireError, mesh.load_report, unreadable)
+        for blob in [b"not zlib", zlib.compress(b"[1]"), zlib.compress(b"{") + b"x"]:
+            self.assertRaises(WireError, mesh.parse,
+                              mesh.Entry("link", "agent-1", (7, 2, 0), "a#1", 1, blob=blob))
 
 
 class EncodingTests(SynchronousTestCase):
@@ -224,7 +262,11 @@ class EncodingTests(SynchronousTestCase):
         a.put("alert", ("agent-1", 1, 2), (3,), {"x": [1, 2]})
         a.put("ack", ("agent-1", 1, 2), (-1.5, "ann"), {"by": "ann"})
         batch = a.delta({})
-        back = decode_batch(encode_batch(batch), 1 << 20)
+        data = encode_batch(batch)
+        back = decode_batch(data, 1 << 20)
+        self.assertEqual([e.blob for e in back.entries], [e.blob for e in batch.entries])
+        # Relayed as received: the same octets.
+        self.assertEqual(encode_batch(back), data)
         self.assertEqual(
             [(e.kind, e.key, e.order, e.origin, e.counter, e.value) for e in back.entries],
             [(e.kind, e.key, e.order, e.origin, e.counter, e.value) for e in batch.entries])
@@ -234,26 +276,28 @@ class EncodingTests(SynchronousTestCase):
         """
         Anything but a well-formed batch is a WireError naming the fault.
         """
-        def z(doc):
-            return zlib.compress(json.dumps(doc).encode())
+        def batch(doc, blobs=b""):
+            return json.dumps(doc).encode() + b"\n" + blobs
 
         good = {"e": [], "c": {}, "m": False}
-        row = ["report", "a", [1, 1], "h#1", 1, {}]
+        row = ["report", "a", [1, 1], "h#1", 1, 2]
         cases = [
-            (b"not zlib", "not zlib"),
-            (zlib.compress(b"[1"), "not JSON"),
-            (z([]), "must be an object"),
-            (z({**good, "m": 1}), "needs e"),
-            (z({**good, "c": {"h#1": -1}}), "bad watermark"),
-            (z({**good, "e": [row[:5]]}), "[kind, key"),
-            (z({**good, "e": [["nope"] + row[1:]]}), "unknown gossip entry kind"),
-            (z({**good, "e": [row[:1] + [[True]] + row[2:]]}), "bad report key"),
-            (z({**good, "e": [row[:2] + [[None]] + row[3:]]}), "bad report order"),
-            (z({**good, "e": [row[:4] + [0, {}]]}), "stamp"),
-            (z({**good, "e": [row[:5] + [[]]]}), "must be an object"),
-            (zlib.compress(b" " * 2000), "at most 1000"),
+            (b"no newline", "no header line"),
+            (b"[1\n", "not JSON"),
+            (batch([]), "must be an object"),
+            (batch({**good, "m": 1}), "needs e"),
+            (batch({**good, "c": {"h#1": -1}}), "bad watermark"),
+            (batch({**good, "e": [row[:5]]}), "[kind, key"),
+            (batch({**good, "e": [["nope"] + row[1:]]}), "unknown gossip entry kind"),
+            (batch({**good, "e": [row[:1] + [[True]] + row[2:]]}), "bad report key"),
+            (batch({**good, "e": [row[:2] + [[None]] + row[3:]]}), "bad report order"),
+            (batch({**good, "e": [row[:4] + [0, 2]]}), "stamp"),
+            (batch({**good, "e": [row[:5] + [-1]]}), "length"),
+            (batch({**good, "e": [row]}, b"x"), "lengths do not match"),
+            (batch({**good, "e": [row]}, b"xyz"), "lengths do not match"),
+            (b" " * 2000, "larger than 1000"),
         ]
         for data, message in cases:
             e = self.assertRaises(WireError, decode_batch, data, 1000)
             self.assertIn(message, str(e))
-        self.assertEqual(decode_batch(z(good), 1000), Batch())
+        self.assertEqual(decode_batch(batch(good), 1000), Batch())

@@ -61,6 +61,9 @@ class ShapesTests(MeshTestCase):
         self.assertEqual(self.hub_states(lab, "a"), {"a": SELF, "b": LINKED})
         self.assertEqual(self.hub_states(lab, "b"), {"a": LINKED, "b": SELF})
         (view_a, view_b) = lab.views().values()
+        # b made x's report from the entry only now, when asked for it.
+        self.assertEqual(view_b.agents[0].report, view_a.agents[0].report)
+        self.assertEqual(view_b.agents[0].summary, view_a.agents[0].summary)
         self.assertEqual(view_a.hubs[0].peers, ("b",))
         self.assertEqual(view_a.hub.peers_linked, 1)
         self.assertGreater(view_a.hub.gossip_bytes_in, 0)

@@ -23,8 +23,8 @@ from loopy.model import (
 
 
 class _Agent:
-    __slots__ = ("agent_id", "hostname", "hub", "links", "link", "report", "summary",
-                 "last_heard", "epoch", "seq")
+    __slots__ = ("agent_id", "hostname", "hub", "links", "link", "report", "load",
+                 "summary", "last_heard", "epoch", "seq")
 
     def __init__(self, agent_id: str, hostname: str, hub: str):
         self.agent_id = agent_id
@@ -35,6 +35,8 @@ class _Agent:
         #: The newest link record in the mesh, or None.
         self.link: Optional[AgentLink] = None
         self.report: Optional[AgentReport] = None
+        #: Makes C{report} when it is first asked for (a peer's report).
+        self.load: Optional[Callable[[], AgentReport]] = None
         self.summary = AgentSummary()
         self.last_heard: Optional[float] = None
         self.epoch = 0
@@ -52,6 +54,8 @@ class FleetState:
         L{STALE}.
     :ivar reports_merged: reports that were newer than what was held.
     :ivar reports_duplicate: reports at or below the held version (ignored).
+    :ivar reports_unreadable: peers' reports that did not make a record
+        when a UI asked for them (listed without the report).
     """
 
     def __init__(self, hub_name: str, stale_after: float = 3.0, max_agents: int = 10000):
@@ -61,6 +65,7 @@ class FleetState:
         self._agents: dict[str, _Agent] = {}
         self.reports_merged = 0
         self.reports_duplicate = 0
+        self.reports_unreadable = 0
         self.agents_refused = 0
 
     def __len__(self) -> int:
@@ -120,19 +125,41 @@ class FleetState:
         :param now: hub clock, seconds since the Unix epoch.
         :returns: True if it was newer and is now held.
         """
-        agent = self._agent(report.agent_id, report.hostname)
+        return self.merge_head(report.agent_id, report.hostname, report.version,
+                               summarize(report), now, report=report)
+
+    def merge_head(self, agent_id: str, hostname: str, version: tuple[int, int],
+                   summary: AgentSummary, now: float,
+                   report: Optional[AgentReport] = None,
+                   load: Optional[Callable[[], AgentReport]] = None) -> bool:
+        """
+        As L{merge}, for a report given by its identity and summary, with
+        the report itself or a C{load} that makes it when first asked for
+        (it may raise; the view then has no report, counted in
+        C{reports_unreadable}).
+        """
+        agent = self._agent(agent_id, hostname)
         if agent is None:
             return False
-        if agent.report is not None and report.version <= agent.report.version:
+        if (agent.epoch, agent.seq) >= version and agent.last_heard is not None:
             self.reports_duplicate += 1
             return False
-        agent.report = report
-        agent.summary = summarize(report)
-        agent.hostname = report.hostname
-        agent.epoch, agent.seq = report.version
+        agent.report, agent.load = report, load
+        agent.summary = summary
+        agent.hostname = hostname
+        agent.epoch, agent.seq = version
         agent.last_heard = now
         self.reports_merged += 1
         return True
+
+    def _report(self, agent: _Agent) -> Optional[AgentReport]:
+        if agent.report is None and agent.load is not None:
+            load, agent.load = agent.load, None
+            try:
+                agent.report = load()
+            except Exception:
+                self.reports_unreadable += 1
+        return agent.report
 
     def status(self, agent_id: str, now: float,
                alive: Callable[[str, float], bool] = lambda hub, now: False) -> str:
@@ -178,7 +205,7 @@ class FleetState:
                 seq=agent.seq,
                 last_heard=agent.last_heard,
                 summary=agent.summary,
-                report=agent.report if with_report else None,
+                report=self._report(agent) if with_report else None,
                 alerts_active=markers.get(agent_id, (0, ""))[0],
                 alert_severity=markers.get(agent_id, (0, ""))[1],
             ))

@@ -51,49 +51,86 @@ from loopy.errors import WireError
 #: =========  ==========================  ==================================
 KINDS = ("hub", "link", "report", "alert", "ack")
 
-#: Octets of entry JSON a pull answer carries at most (before compression);
-#: one entry larger than this still goes, alone.
+#: Octets of entries (compressed values) a pull answer carries at most; one
+#: entry larger than this still goes, alone.
 PULL_BYTES = 1024 * 1024
+#: Largest value of one entry, in octets of JSON (as L{loopy.wire}'s
+#: largest record).
+MAX_VALUE_BYTES = 8 * 1024 * 1024
 
 
 class Entry:
     """
     One replicated entry.
 
+    Its value travels as a zlib stream of compact JSON (C{blob}), made once
+    by the hub that wrote it and forwarded unchanged by every hub after, so
+    relaying an entry costs no encoding; the value is decoded when a hub
+    needs it.
+
     :ivar kind: one of L{KINDS}.
     :ivar key: a string, or a tuple of strings and integers.
     :ivar order: a tuple of numbers and strings; see L{KINDS}.
     :ivar origin: ``NAME#EPOCH`` of the hub run that wrote it first.
     :ivar counter: that origin's write counter, from 1.
-    :ivar value: the JSON-shaped value (a dict).
     """
 
-    __slots__ = ("kind", "key", "order", "origin", "counter", "value", "_raw", "record")
+    __slots__ = ("kind", "key", "order", "origin", "counter", "_value", "_blob", "record")
 
     def __init__(self, kind: str, key: Any, order: tuple, origin: str, counter: int,
-                 value: Mapping[str, Any], raw: Optional[bytes] = None):
+                 value: Optional[Mapping[str, Any]] = None, blob: Optional[bytes] = None):
         self.kind = kind
         self.key = key
         self.order = order
         self.origin = origin
         self.counter = counter
-        self.value = value
-        self._raw = raw
+        self._value = value
+        self._blob = blob
         #: The value as its record (L{parse}, L{write}), once made.
         self.record: Any = None
 
     @property
-    def raw(self) -> bytes:
+    def value(self) -> Mapping[str, Any]:
         """
-        The value as compact JSON, made once.
+        The JSON-shaped value (a dict).
+
+        :raises WireError: if the blob is not one zlib stream of at most
+            L{MAX_VALUE_BYTES} of JSON, or not an object.
         """
-        if self._raw is None:
-            self._raw = json.dumps(self.value, separators=(",", ":")).encode("utf-8")
-        return self._raw
+        if self._value is None:
+            value = json.loads(_inflate(self._blob, MAX_VALUE_BYTES)) if self._blob else None
+            if not isinstance(value, dict):
+                raise WireError(f"a {self.kind} value must be an object")
+            self._value = value
+        return self._value
+
+    @property
+    def blob(self) -> bytes:
+        """
+        The value as a zlib stream of compact JSON, made once.
+        """
+        if self._blob is None:
+            self._blob = zlib.compress(
+                json.dumps(self._value, separators=(",", ":")).encode("utf-8"), 1)
+            # The blob and the record say it all; a report's value is large.
+            self._value = None
+        return self._blob
 
     def __repr__(self) -> str:
         return (f"Entry({self.kind!r}, {self.key!r}, {self.order!r}, "
                 f"{self.origin}:{self.counter})")
+
+
+def _inflate(data: bytes, max_bytes: int) -> bytes:
+    inflater = zlib.decompressobj()
+    try:
+        raw = inflater.decompress(data, max_bytes + 1)
+    except zlib.error as e:
+        raise WireError(f"not zlib data: {e}") from None
+    if len(raw) > max_bytes or inflater.unconsumed_tail or not inflater.eof \
+            or inflater.unused_data:
+        raise WireError(f"not one zlib stream of at most {max_bytes} bytes")
+    return raw
 
 
 @frozen
@@ -255,34 +292,49 @@ class ReplicaStore:
     def delta(self, digest: Mapping[str, int], budget: int = PULL_BYTES) -> Batch:
         """
         What a peer whose digest is C{digest} lacks, up to C{budget} octets
-        of entry JSON.
+        of compressed values.  Origins take turns, one entry each, so when
+        the budget cuts the answer every origin has moved on (a busy origin
+        cannot starve the others); within an origin entries go in counter
+        order.
         """
-        out: list[Entry] = []
-        complete: dict[str, int] = {}
-        size = 0
+        pending = []
         for origin in sorted(self._logs):
             log = self._logs[origin]
             known = digest.get(origin, 0)
-            if log.watermark <= known:
-                continue
-            log.sort()
-            counters, keys = log.counters, log.keys
-            start = bisect_right(counters, known)
-            cut = False
-            for index in range(start, len(counters)):
-                entry = self._entries.get(keys[index])
-                if entry is None or entry.origin != origin or entry.counter != counters[index]:
+            if log.watermark > known:
+                log.sort()
+                pending.append((origin, log, bisect_right(log.counters, known)))
+        out: list[Entry] = []
+        complete: dict[str, int] = {}
+        size = 0
+        while pending:
+            still = []
+            for origin, log, index in pending:
+                entry, index = self._next_live(origin, log, index)
+                if entry is None:
+                    complete[origin] = log.watermark
                     continue
-                cost = len(entry.raw) + 64
+                cost = len(entry.blob) + 64
                 if out and size + cost > budget:
-                    cut = True
-                    break
+                    return Batch(entries=tuple(out), complete=complete, more=True)
                 size += cost
                 out.append(entry)
-            if cut:
-                return Batch(entries=tuple(out), complete=complete, more=True)
-            complete[origin] = log.watermark
+                still.append((origin, log, index + 1))
+            pending = still
         return Batch(entries=tuple(out), complete=complete, more=False)
+
+    def _next_live(self, origin: str, log: _Log, index: int) -> tuple[Optional[Entry], int]:
+        """
+        The first entry of C{origin}'s log at or after C{index} that is
+        still held under that stamp, and its index.
+        """
+        counters, keys = log.counters, log.keys
+        while index < len(counters):
+            entry = self._entries.get(keys[index])
+            if entry is not None and entry.origin == origin and entry.counter == counters[index]:
+                return entry, index
+            index += 1
+        return None, index
 
     def forget(self, kind: str, key: Any) -> None:
         """
@@ -351,38 +403,38 @@ class ReplicaStore:
 
 def encode_batch(batch: Batch) -> bytes:
     """
-    A batch as compressed JSON: ``{"e": [[kind, key, order, origin,
-    counter, value], …], "c": {origin: watermark}, "m": more}``.  Values go
-    as the JSON they were received or made as, not encoded again.
+    A batch on the wire: one line of JSON, ``{"e": [[kind, key, order,
+    origin, counter, length], …], "c": {origin: watermark}, "m": more}``,
+    a newline, then each entry's blob (L{Entry.blob}), of the lengths the
+    line gives, one after another.  Blobs go as made, not encoded again.
     """
-    parts = []
-    for entry in batch.entries:
-        head = json.dumps([entry.kind, entry.key, entry.order, entry.origin, entry.counter],
-                          separators=(",", ":")).encode("utf-8")
-        parts.append(head[:-1] + b"," + entry.raw + b"]")
-    tail = json.dumps({"c": batch.complete, "m": batch.more},
-                      separators=(",", ":")).encode("utf-8")
-    return zlib.compress(b'{"e":[' + b",".join(parts) + b"]," + tail[1:], 1)
+    blobs = [entry.blob for entry in batch.entries]
+    head = json.dumps({
+        "e": [[e.kind, e.key, e.order, e.origin, e.counter, len(blob)]
+              for e, blob in zip(batch.entries, blobs)],
+        "c": batch.complete,
+        "m": batch.more,
+    }, separators=(",", ":")).encode("utf-8")
+    return b"".join([head, b"\n", *blobs])
 
 
 def decode_batch(data: bytes, max_bytes: int) -> Batch:
     """
-    Inverse of L{encode_batch}, checking every field's shape.
+    Inverse of L{encode_batch}, checking every field's shape.  Values stay
+    compressed until asked for (L{Entry.value}).
 
     :raises WireError: if the data is not a well-formed batch or is larger
-        than C{max_bytes} decompressed.
+        than C{max_bytes}.
     """
-    inflater = zlib.decompressobj()
+    if len(data) > max_bytes:
+        raise WireError(f"gossip batch is larger than {max_bytes} bytes")
+    head, newline, blobs = data.partition(b"\n")
+    if not newline:
+        raise WireError("gossip batch has no header line")
     try:
-        raw = inflater.decompress(data, max_bytes + 1)
-    except zlib.error as e:
-        raise WireError(f"not zlib data: {e}") from None
-    if len(raw) > max_bytes or inflater.unconsumed_tail or not inflater.eof:
-        raise WireError(f"gossip batch is not one zlib stream of at most {max_bytes} bytes")
-    try:
-        doc = json.loads(raw)
+        doc = json.loads(head)
     except ValueError as e:
-        raise WireError(f"gossip batch is not JSON: {e}") from None
+        raise WireError(f"gossip batch header is not JSON: {e}") from None
     if not isinstance(doc, dict):
         raise WireError("gossip batch must be an object")
     rows, complete, more = doc.get("e"), doc.get("c"), doc.get("m")
@@ -392,17 +444,26 @@ def decode_batch(data: bytes, max_bytes: int) -> Batch:
     for origin, watermark in complete.items():
         if not _is_count(watermark):
             raise WireError(f"bad watermark for origin {origin!r}")
-    return Batch(entries=tuple(_entry(row) for row in rows), complete=complete, more=more)
+    entries = []
+    offset = 0
+    for row in rows:
+        entry, length = _entry(row)
+        entry._blob = blobs[offset:offset + length]
+        offset += length
+        entries.append(entry)
+    if offset != len(blobs):
+        raise WireError("gossip batch lengths do not match its data")
+    return Batch(entries=tuple(entries), complete=complete, more=more)
 
 
 def _is_count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def _entry(row: Any) -> Entry:
+def _entry(row: Any) -> tuple[Entry, int]:
     if not isinstance(row, list) or len(row) != 6:
-        raise WireError("a gossip entry is [kind, key, order, origin, counter, value]")
-    kind, key, order, origin, counter, value = row
+        raise WireError("a gossip entry is [kind, key, order, origin, counter, length]")
+    kind, key, order, origin, counter, length = row
     if kind not in KINDS:
         raise WireError(f"unknown gossip entry kind {kind!r}")
     if isinstance(key, list):
@@ -415,9 +476,32 @@ def _entry(row: Any) -> Entry:
         raise WireError(f"bad {kind} order {order!r}"[:200])
     if not isinstance(origin, str) or not _is_count(counter) or counter == 0:
         raise WireError("bad gossip entry stamp")
-    if not isinstance(value, dict):
-        raise WireError(f"a {kind} value must be an object")
-    return Entry(kind, key, tuple(order), origin, counter, value)
+    if not _is_count(length):
+        raise WireError("bad gossip entry length")
+    return Entry(kind, key, tuple(order), origin, counter), length
+
+
+@frozen
+class ReportHead:
+    """
+    What a hub needs of a report a peer sent to list its agent: the
+    report's identity, time and fleet-screen line.  The whole report is
+    made from the entry only when a UI asks for it (L{load_report}), so
+    relaying the fleet's reports costs a hub no record-making.
+
+    :ivar summary: an L{loopy.model.AgentSummary}.
+    """
+
+    agent_id: str
+    hostname: str
+    epoch: int
+    seq: int
+    ts: float
+    summary: Any
+
+    @property
+    def version(self) -> tuple[int, int]:
+        return (self.epoch, self.seq)
 
 
 def _record_kinds() -> dict[str, tuple]:
@@ -453,22 +537,50 @@ def write(store: ReplicaStore, kind: str, record: Any) -> Optional[Entry]:
 
 def parse(entry: Entry) -> Any:
     """
-    The record of an entry from a peer; kept in C{entry.record}.
+    The record of an entry from a peer (for a report, its L{ReportHead});
+    kept in C{entry.record}.
 
-    :raises WireError: if the value does not structure into its kind's
-        record, or its key or order is not the record's.
+    :raises WireError: if the value does not decode or structure into its
+        kind's record, or its key or order is not the record's.
     """
+    from loopy.model import summarize_value
     from loopy.wire import converter
 
     record_type, key_of, order_of = RECORD_KINDS[entry.kind]
+    value = entry.value
     try:
-        record = converter.structure(entry.value, record_type)
+        if entry.kind == "report":
+            record = ReportHead(agent_id=value["agent_id"], hostname=value["hostname"],
+                                epoch=value["epoch"], seq=value["seq"], ts=value["ts"],
+                                summary=summarize_value(value))
+            if not (isinstance(record.agent_id, str) and isinstance(record.hostname, str)
+                    and _is_count(record.epoch) and _is_count(record.seq)
+                    and isinstance(record.ts, (int, float))):
+                raise ValueError("agent_id, hostname, epoch, seq or ts of the wrong type")
+        else:
+            record = converter.structure(value, record_type)
     except Exception as e:
         raise WireError(f"bad {entry.kind} entry: {e!r}"[:300]) from None
     if key_of(record) != entry.key or tuple(order_of(record)) != entry.order:
         raise WireError(f"{entry.kind} entry's key or order is not its value's")
     entry.record = record
+    entry._value = None  # decoded again if ever needed (load_report)
     return record
+
+
+def load_report(entry: Entry) -> Any:
+    """
+    The whole L{loopy.model.AgentReport} of a report entry.
+
+    :raises WireError: if its value does not structure into one.
+    """
+    from loopy.model import AgentReport
+    from loopy.wire import converter
+
+    try:
+        return converter.structure(entry.value, AgentReport)
+    except Exception as e:
+        raise WireError(f"bad report entry: {e!r}"[:300]) from None
 
 
 def same_entries(stores: Iterable[ReplicaStore], kinds: Iterable[str] = KINDS) -> bool:

@@ -6,9 +6,9 @@ A hub's links to the other hubs of its mesh: dialling the configured peers
 
 Peering is symmetric: the hub that dials says L{PeerHello}, and from then
 on either hub pulls from the other over that one connection.  Each hub
-pulls from its linked peers one after the other, one pull in flight, every
-gossip interval; a pull whose answer says there is more is followed by the
-next at once.  Pulling in turn means an entry that reached this hub from
+pulls from its linked peers one after the other (each round starting one
+peer further on), one pull in flight, every gossip interval; a pull whose
+answer says there is more is followed by the next at once.  Pulling in turn means an entry that reached this hub from
 one peer is in the digest sent to the next, so a full mesh does not carry
 each entry to a hub once per peer.
 
@@ -65,6 +65,7 @@ class PeerLinks(Service):
         self.beats: dict[str, HubBeat] = {}
         self.pulls = self.pulls_failed = 0
         self._beat = 0
+        self._rounds = 0
         self._round: Optional[Deferred] = None
         self._dialers = [self._dialer(endpoint) for endpoint in endpoints]
         self._gossip = LoopingCall(self.round)
@@ -210,7 +211,12 @@ class PeerLinks(Service):
         return Deferred.fromCoroutine(self._round_of_pulls())
 
     async def _round_of_pulls(self):
-        for name in self.linked:
+        # Each round starts one peer further on, so no peer serves every
+        # hub's first (largest) pull of each round.
+        names = self.linked
+        self._rounds += 1
+        start = self._rounds % len(names) if names else 0
+        for name in names[start:] + names[:start]:
             more = True
             while more and self.links.get(name):
                 more = await self._pull(self.links[name][0])

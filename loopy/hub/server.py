@@ -324,7 +324,13 @@ class Hub(Factory):
 
     def _report_written(self, report, remote: bool) -> None:
         now = self.clock.seconds()
-        if self.fleet.merge(report, now) and remote:
+        if not remote:
+            self.fleet.merge(report, now)
+            return
+        entry = self.mesh.get("report", report.agent_id)
+        if self.fleet.merge_head(report.agent_id, report.hostname, report.version,
+                                 report.summary, now,
+                                 load=lambda: mesh.load_report(entry)):
             self._ages.append((now, now - report.ts))
 
     def _alert_written(self, alert, remote: bool) -> None:
