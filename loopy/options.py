@@ -61,10 +61,11 @@ def port(value: str) -> int:
     return number
 
 
-def hub_option(text: str) -> str:
+def hub_option(text: str, option: str = "--hub") -> str:
     """
-    Check a ``--hub`` value (see L{loopy.endpoints.hub_endpoint}) and return
-    its client endpoint string.
+    Check a ``--hub`` value (or another option's, named by C{option}, that
+    takes a hub: ``--peer``; see L{loopy.endpoints.hub_endpoint}) and
+    return its client endpoint string.
 
     :raises usage.UsageError: with what is wrong.
     """
@@ -81,7 +82,7 @@ def hub_option(text: str) -> str:
     try:
         clientFromString(reactor, endpoint)
     except (ValueError, KeyError, TypeError) as e:
-        raise usage.UsageError(f"bad --hub {text!r}: {e}") from None
+        raise usage.UsageError(f"bad {option} {text!r}: {e}") from None
     return endpoint
 
 

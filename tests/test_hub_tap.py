@@ -12,6 +12,7 @@ from twisted.internet import defer
 from twisted.internet.error import CannotListenError
 from twisted.internet.protocol import Factory
 from twisted.internet.testing import MemoryReactorClock
+from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from loopy.hub import tap
@@ -73,7 +74,11 @@ class OptionsTests(testing.OptionsTestMixin, SynchronousTestCase):
     def test_peer_timeout_above_interval(self):
         self.assertUsageError(["--gossip-interval", "2", "--peer-timeout", "1"],
                               "--peer-timeout must be longer than --gossip-interval")
-        self.assertUsageError(["--peer", "host:port"])
+        self.assertUsageError(["--peer", "host:port"],
+                              "bad port in hub address 'host:port': use 1-65535")
+        self.assertUsageError(["--peer", "tcp:x"])
+        self.assertIn("bad --peer 'tcp:x'", self.assertRaises(
+            usage.UsageError, parse, "--peer", "tcp:x").args[0])
 
     def test_bad_numbers(self):
         for argv in [["--stale-after", "0"], ["--stale-after", "later"],

@@ -38,7 +38,7 @@ class Options(LoopyOptions):
         (repeat for more; peering is symmetric, so one of two hubs listing
         the other is enough).
         """
-        self["peers"].append(hub_option(value))
+        self["peers"].append(hub_option(value, "--peer"))
 
     optParameters = [
         ["listen", None, f"tcp:{DEFAULT_HUB_PORT}:interface=127.0.0.1",
