@@ -674,6 +674,9 @@ class HubInfo:
     :ivar alerts_held: alerts in the hub's bounded alert table.
     :ivar alerts_dropped: alerts dropped from that table at its bound
         (oldest ended first), cumulative.
+    :ivar push_interval: seconds between this hub's pushes to each UI
+        (``--push-interval``); a UI that hears nothing for five of them
+        drops the link.
     :ivar peers_linked: other hubs with a live peer link to this one.
     :ivar gossip_bytes_in: octets received on peer links, cumulative.
     :ivar gossip_bytes_out: octets sent on peer links, cumulative.
@@ -698,6 +701,7 @@ class HubInfo:
     protocol_errors: int = 0
     alerts_held: int = 0
     alerts_dropped: int = 0
+    push_interval: float = 1.0
     peers_linked: int = 0
     gossip_bytes_in: int = 0
     gossip_bytes_out: int = 0

@@ -259,6 +259,25 @@ class FailoverTests(HubClientCase):
         self.reactor.advance(0.25)
         self.assertEqual(self.hosts(), ["10.0.0.1", "10.0.0.2"])
 
+    def test_slow_pushing_hub(self):
+        """
+        A hub that pushes every 2 s (its views say so) is given five of
+        those before it counts as silent.
+        """
+        self.hub._push_interval = 2.0
+        self.hub.doStop()
+        self.hub.doStart()
+        pump = self.accept()
+        self.assertEqual(self.client.silence_limit, 10.0)
+        self.hub._push.stop()
+        self.reactor.advance(9.99)
+        self.flush()
+        self.assertFalse(pump.clientIO.disconnected)
+        self.reactor.advance(0.01)
+        self.flush()
+        self.assertEqual(self.client.links_timed_out, 1)
+        self.hub._push.start(2.0, now=False)
+
     def test_pushes_keep_the_link(self):
         """
         A hub pushing every second is never silent for 5 s.

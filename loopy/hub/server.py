@@ -377,6 +377,7 @@ class Hub(Factory):
             protocol_errors=self.protocol_errors,
             alerts_held=len(self.alerts),
             alerts_dropped=self.alerts.dropped,
+            push_interval=self._push_interval,
             peers_linked=len(self.peers.linked),
             gossip_bytes_in=self.gossip_bytes_in,
             gossip_bytes_out=self.gossip_bytes_out,

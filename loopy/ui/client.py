@@ -62,8 +62,8 @@ class WatchProtocol(BoundedAMP):
 
     @FleetUpdate.responder
     def fleet_update(self, view):
-        self._client._heard(self)
         self._client._received(view)
+        self._client._heard(self)
         return {}
 
     @AlertUpdate.responder
@@ -172,10 +172,10 @@ class HubClient:
         def watching(answer):
             # The answer holds every alert the hub has: start from it.
             self._failover.linked()
-            self._heard(proto)
             view = answer["view"]
             self._alerts.replace(view.alerts)
             self._received(view)
+            self._heard(proto)
 
         def failed(failure):
             if proto is self._proto:
@@ -192,15 +192,26 @@ class HubClient:
         if proto is not self._proto:
             return
         if self._silence is not None and self._silence.active():
-            self._silence.reset(self.hub_timeout)
+            self._silence.reset(self.silence_limit)
         else:
-            self._silence = self._clock.callLater(self.hub_timeout, self._silent, proto)
+            self._silence = self._clock.callLater(self.silence_limit, self._silent, proto)
+
+    @property
+    def silence_limit(self) -> float:
+        """
+        Seconds of silence before the link is dropped: C{hub_timeout}, or
+        five of the hub's push intervals if that is longer (as its views
+        say).
+        """
+        view, _at = self._latest
+        pushes = 5 * view.hub.push_interval if view is not None else 0.0
+        return max(self.hub_timeout, pushes)
 
     def _silent(self, proto: WatchProtocol) -> None:
         self._silence = None
         self.links_timed_out += 1
         log.warn("hub at {endpoint} said nothing for {timeout:g} s; dropping the link",
-                 endpoint=self.endpoint_in_use, timeout=self.hub_timeout)
+                 endpoint=self.endpoint_in_use, timeout=self.silence_limit)
         proto.transport.abortConnection()
 
     def _connected(self, proto: WatchProtocol) -> None:
