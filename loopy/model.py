@@ -726,7 +726,8 @@ class HubState:
     heartbeats that travel in the gossip, see L{loopy.hub.mesh}).
 
     :ivar name: the hub's name (its ``--name``).
-    :ivar endpoint: the endpoint it listens on, as it says.
+    :ivar endpoint: how to reach it: its ``--advertise`` address, or its
+        ``--listen`` string.
     :ivar state: L{SELF}, L{LINKED}, L{REACHABLE} or L{DOWN}.
     :ivar last_heard: this hub's clock when the newest heartbeat of that
         hub arrived (seconds since the Unix epoch), or None if never.

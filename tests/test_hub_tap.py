@@ -71,6 +71,20 @@ class OptionsTests(testing.OptionsTestMixin, SynchronousTestCase):
         self.assertEqual(parse("--listen", "tcp:0")["listen"], "tcp:0")
         self.assertEqual(parse("--listen", "tcp:65535")["listen"], "tcp:65535")
 
+    def test_advertise(self):
+        """
+        --advertise is checked as a hub address and becomes the endpoint
+        the hub gives; without it the hub gives its --listen string.
+        """
+        options = parse("--listen", "tcp:7500", "--advertise", "hub-a.example.net")
+        self.assertEqual(options["advertise"], "tcp:host=hub-a.example.net:port=7420")
+        hub = tap.makeService(options, MemoryReactorClock()).hub
+        self.assertEqual(hub.endpoint, "tcp:host=hub-a.example.net:port=7420")
+        hub = tap.makeService(parse("--listen", "tcp:7500"), MemoryReactorClock()).hub
+        self.assertEqual(hub.endpoint, "tcp:7500")
+        self.assertIn("bad --advertise", self.assertRaises(
+            usage.UsageError, parse, "--advertise", "tcp:x").args[0])
+
     def test_peer_timeout_above_interval(self):
         self.assertUsageError(["--gossip-interval", "2", "--peer-timeout", "1"],
                               "--peer-timeout must be longer than --gossip-interval")

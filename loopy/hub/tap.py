@@ -45,6 +45,10 @@ class Options(LoopyOptions):
          "Server endpoint string for agents and UIs (e.g. tcp:7420 for every "
          "address)."],
         ["name", None, None, "This hub's name [default: host name]."],
+        ["advertise", None, None,
+         "How others reach this hub, shown in every hub list of the mesh: "
+         "HOST[:PORT] or a client endpoint string [default: the --listen "
+         "string]."],
         ["stale-after", None, 3.0,
          "Seconds without a report before a linked agent shows as stale.",
          positive_float],
@@ -73,6 +77,8 @@ class Options(LoopyOptions):
         if port is not None and not 0 <= port < 65536:
             raise usage.UsageError(f"bad --listen {self['listen']!r}: use a port 0-65535")
         self["name"] = self["name"] or socket.gethostname()
+        if self["advertise"] is not None:
+            self["advertise"] = hub_option(self["advertise"], "--advertise")
         self["peers"] = tuple(dict.fromkeys(self["peers"]))
         if self["peer-timeout"] <= self["gossip-interval"]:
             raise usage.UsageError("--peer-timeout must be longer than --gossip-interval")
@@ -117,7 +123,7 @@ def makeService(options: Options, reactor=None):
 
     hub = Hub(
         options["name"],
-        options["listen"],
+        options["advertise"] or options["listen"],
         reactor,
         stale_after=options["stale-after"],
         push_interval=options["push-interval"],
