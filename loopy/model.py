@@ -663,7 +663,7 @@ class HubInfo:
     The hub a UI is talking to.
 
     :ivar name: the hub's name (``--name``, default the host name).
-    :ivar endpoint: the endpoint it listens on.
+    :ivar endpoint: how to reach it (``--advertise``, default ``--listen``).
     :ivar started: hub clock at start (seconds since epoch).
     :ivar now: hub clock when the view was made.
     :ivar agents_linked: agent connections now open.
