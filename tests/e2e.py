@@ -121,10 +121,10 @@ class Processes:
         for name in list(self.children):
             self.stop(name)
 
-    def start_hub(self, name: str, port: int) -> subprocess.Popen:
+    def start_hub(self, name: str, port: int, *extra: str) -> subprocess.Popen:
         return self.start(name, [
             program("twistd"), "-n", "--pidfile=", "loopy-hub",
-            "--listen", f"tcp:{port}:interface=127.0.0.1", "--name", name,
+            "--listen", f"tcp:{port}:interface=127.0.0.1", "--name", name, *extra,
         ])
 
     def start_agent(self, name: str, hub_port: int, *extra: str) -> subprocess.Popen:

@@ -98,6 +98,17 @@ class TerminalUITests(e2e.FleetCase):
         self.tmux.keys("Escape")
         yield self.wait_screen("Loopy · fleet", self.agent_id)
 
+        # A second hub peers with this one: the UI's hub learns of it from
+        # the mesh, and the hubs screen lists it as linked.
+        port2 = e2e.free_port()
+        self.procs.start_hub("hub2", port2, "--peer", f"127.0.0.1:{self.hub_port}")
+        yield self.wait_screen("mesh 2 hubs", timeout=20)
+        self.tmux.keys("h")
+        yield self.wait_screen("on hub · 2/2 hubs: 1 linked", f"tcp:{port2}:interface=127.0.0.1",
+                               " linked ")
+        self.tmux.keys("Escape")
+        yield self.wait_screen("Loopy · fleet", self.agent_id)
+
         # Filter that matches nothing, then clear it.
         self.tmux.keys("/")
         yield self.wait_screen("Filter rows")
