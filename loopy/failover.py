@@ -75,7 +75,7 @@ def connect_within(endpoint: IStreamClientEndpoint, factory: IProtocolFactory,
                       TimeoutError(f"not connected within {timeout:g} s"))
 
 
-def _cancelled(failure: Failure) -> bool:
+def cancelled(failure: Failure) -> bool:
     """
     Whether a connection attempt failed because its caller cancelled it.
     """
@@ -142,7 +142,7 @@ class FailoverEndpoint:
         endpoint = self.current
 
         def failed(failure):
-            if not _cancelled(failure):
+            if not cancelled(failure):
                 self.lost()
                 log.warn("cannot connect to hub at {endpoint}: {error}; next: {next}",
                          endpoint=endpoint, error=failure.getErrorMessage(),

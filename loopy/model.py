@@ -683,6 +683,11 @@ class HubInfo:
     :ivar entries_replicated: replicated entries (reports, agent links,
         alerts, acknowledgements, hub heartbeats) this hub took from peers
         because they were newer than what it held, cumulative.
+    :ivar entries_rejected: entries from peers that did not decode or
+        whose key or order was not their value's (dropped), cumulative.
+    :ivar entries_refused: new replicated entries refused at a bound (the
+        agent or hub table full), plus hub runs forgotten past the bound on
+        origins, cumulative.
     :ivar replication_age_p50: median age of the agent reports this hub
         took from peers over the last minute: hub clock at merge minus the
         report's C{ts} (seconds; includes clock skew between the agent's
@@ -706,6 +711,8 @@ class HubInfo:
     gossip_bytes_in: int = 0
     gossip_bytes_out: int = 0
     entries_replicated: int = 0
+    entries_rejected: int = 0
+    entries_refused: int = 0
     replication_age_p50: float = 0.0
     replication_age_p99: float = 0.0
 

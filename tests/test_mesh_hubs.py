@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from loopy.hub.mesh import same_entries
+from loopy.hub.mesh import Batch, Entry, same_entries
 from loopy.model import DOWN, LINKED, OFFLINE, ONLINE, REACHABLE, SELF
 from tests.meshlab import MeshLab
 
@@ -253,6 +253,26 @@ class AlertMeshTests(MeshTestCase):
                              ("bob@a", 1), name)
         self.assertTrue(same_entries([h.mesh for h in lab.hubs.values()], STATE_KINDS))
 
+    def test_bad_and_refused_entries_counted(self):
+        """
+        An entry that does not parse is dropped and an agent past the
+        agent table's bound is refused; both are counted in the hub's
+        info, and neither is held.
+        """
+        lab = self.lab(["a", "b"])
+        lab.peer("a", "b")
+        b = lab.hubs["b"]
+        b.mesh.limits["report"] = b.mesh.limits["link"] = 1
+        lab.agent("x", "a")
+        lab.agent("y", "a")
+        lab.run(2)
+        self.assertEqual([e.agent_id for e in b.view().agents], ["x"])
+        bad = Entry("link", "z", (1, 1, 0), "a#9", 1, {"agent_id": "z"})
+        b.replicate(Batch(entries=(bad,)))
+        info = b.info()
+        self.assertEqual((info.entries_rejected, info.entries_refused > 0), (1, True))
+        self.assertIsNone(b.mesh.get("link", "z"))
+
     def test_acknowledgement_before_alert(self):
         """
         An acknowledgement that arrives before its alert (another path) is
@@ -269,7 +289,6 @@ class AlertMeshTests(MeshTestCase):
         b = lab.hubs["b"]
         ack = lab.hubs["a"].mesh.get("ack", key)
         alert = lab.hubs["a"].mesh.get("alert", key)
-        from loopy.hub.mesh import Batch
         b.replicate(Batch(entries=(ack,)))
         self.assertIsNone(b.alerts.get(key))
         b.replicate(Batch(entries=(alert,)))

@@ -24,7 +24,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from loopy import __version__
 from loopy.agent.monitor import Monitor
 from loopy.agent.service import ReportLoop
-from loopy.agent.uplink import RETRY_POLICY, Uplink
+from loopy.agent.uplink import Uplink
+from loopy.failover import BACKOFF
 from loopy.errors import WireError
 from loopy.wire import AgentHello, BoundedAMP, Report, SendAlert
 from loopy import testing
@@ -288,7 +289,7 @@ class UplinkTests(UplinkCase):
 
     def test_retry_policy(self):
         for attempt, low in [(1, 0.75), (2, 1.125), (5, 0.5 * 1.5**5), (9, 10.0), (50, 10.0)]:
-            delay = RETRY_POLICY(attempt)
+            delay = BACKOFF(attempt)
             self.assertTrue(low <= delay < low + 1, (attempt, delay))
 
     def test_stop_while_waiting(self):

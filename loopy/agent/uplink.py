@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Callable, Optional, Sequence, Union
 
-from twisted.application.internet import ClientService, backoffPolicy
+from twisted.application.internet import ClientService
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.internet.protocol import Factory
@@ -25,17 +25,12 @@ from twisted.logger import Logger
 
 from loopy import __version__
 from loopy.errors import WireError
-from loopy.failover import CONNECT_TIMEOUT, FailoverEndpoint, _cancelled
+from loopy.failover import CONNECT_TIMEOUT, FailoverEndpoint, cancelled
 from loopy.model import AgentReport, Alert
 from loopy.wire import AgentHello, BoundedAMP, Report, SendAlert
 
 log = Logger()
 
-#: Reconnect delays after a whole cycle through the hub list failed
-#: (Twisted's backoffPolicy): 0.5 s × 1.5^cycles, capped at 10 s, plus up to
-#: 1 s of random jitter, so the first waits 0.75-1.75 s and none more than
-#: 11 s.  Within a cycle the wait is 0.25 s (L{loopy.failover.CYCLE_DELAY}).
-RETRY_POLICY = backoffPolicy(initialDelay=0.5, maxDelay=10.0, factor=1.5)
 #: Seconds a call on the link may go unanswered before the link is aborted.
 HUB_TIMEOUT = 3.0
 #: Seconds between tries of the hubs before the linked one (0: never).
@@ -154,7 +149,9 @@ class Uplink(Service):
         """
         if isinstance(endpoints, str):
             endpoints = (endpoints,)
-        self._failover = FailoverEndpoint(reactor, endpoints, backoff=RETRY_POLICY,
+        # Delays: 0.25 s within a cycle through the list, then
+        # loopy.failover.BACKOFF (0.5 s × 1.5^cycles, at most 10 s, + jitter).
+        self._failover = FailoverEndpoint(reactor, endpoints,
                                           connect_timeout=connect_timeout)
         self.endpoints = self._failover.endpoints
         self._clock = reactor
@@ -363,7 +360,7 @@ class Uplink(Service):
             self._move_back(index, probe, answer)
 
         def failed(failure):
-            if _cancelled(failure):
+            if cancelled(failure):
                 return  # the link was lost or the agent is stopping
             self._probing = None
             log.info("failback: hub at {endpoint} not taken ({error})",

@@ -34,7 +34,7 @@ import zlib
 from bisect import bisect_right
 from typing import Any, Iterable, Mapping, Optional
 
-from attrs import frozen
+from attrs import field, frozen
 
 from loopy.errors import WireError
 
@@ -147,7 +147,7 @@ class Batch:
     """
 
     entries: tuple[Entry, ...] = ()
-    complete: Mapping[str, int] = {}
+    complete: Mapping[str, int] = field(factory=dict)
     more: bool = False
 
 

@@ -165,10 +165,9 @@ class PeerLinks(Service):
 
     def beat_applied(self, beat: HubBeat, now: float) -> None:
         """
-        A heartbeat newer than the one held arrived (or was written).
+        A heartbeat newer than the one held arrived (or was written); the
+        store bounds how many hubs there are (L{MAX_HUBS}).
         """
-        if beat.name not in self.beats and len(self.beats) >= MAX_HUBS:
-            return
         self.beats[beat.name] = beat
         self.heard[beat.name] = now
 

@@ -382,6 +382,8 @@ class Hub(Factory):
             gossip_bytes_in=self.gossip_bytes_in,
             gossip_bytes_out=self.gossip_bytes_out,
             entries_replicated=self.entries_replicated,
+            entries_rejected=self.entries_rejected,
+            entries_refused=sum(self.mesh.refused.values()) + self.mesh.origins_dropped,
             replication_age_p50=age_p50,
             replication_age_p99=age_p99,
         )

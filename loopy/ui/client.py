@@ -7,8 +7,8 @@ L{AlertUpdate} pushes.
 
 The UI moves to the next hub of its list as the agent does (docs/reference.md,
 "Hub failover"): when an attempt fails, the hub fails the L{Watch}, the link
-is lost, or the hub sends nothing for C{hub_timeout} seconds (it pushes the
-fleet every second).  It does not go back to an earlier hub by itself: any
+is lost, or the hub sends nothing for L{HubClient.silence_limit} seconds
+(C{hub_timeout}, 5 s, or five of the hub's push intervals if longer).  It does not go back to an earlier hub by itself: any
 hub of the mesh shows the whole fleet.
 
 Runs in the reactor's thread.  The UI thread reads C{snapshot()} (one
@@ -126,9 +126,6 @@ class HubClient:
         The endpoint string of the hub linked, or being tried.
         """
         return self._failover.current
-
-    #: The link line's name for it.
-    endpoint = endpoint_in_use
 
     def start(self) -> None:
         self._service.startService()

@@ -129,7 +129,7 @@ class LoopyForm(npyscreen.FormBaseNew):
     def link_line(self) -> str:
         view, at, state = self.client.snapshot()
         updated = None if at is None else time.time() - at
-        dialing = "" if state == CONNECTED else self.client.endpoint
+        dialing = "" if state == CONNECTED else self.client.endpoint_in_use
         return views.status_line(state, view, updated, self.parentApp.drop_warning, dialing)
 
     def on_quit(self, *_):
