@@ -41,3 +41,17 @@ class HubUnreachable(LoopyError):
     """
     The UI could not reach any hub it was given.
     """
+
+
+class HistoryError(LoopyError):
+    """
+    The hub's history could not take or answer something: its write queue
+    is full, a commit failed (disk full, I/O error), or a query is bad.
+    """
+
+
+class SpoolError(LoopyError):
+    """
+    The agent's spool directory cannot be used (not writable, locked by
+    another agent, not a spool).
+    """

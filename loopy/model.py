@@ -183,6 +183,11 @@ class IpSnapshot:
         ``arp``, ``ipv4-other``, ``ipv6-other``, ``other``) to counts.
     :ivar top_talkers: hosts with the most octets, most first.
     :ivar top_conversations: host pairs with the most octets, most first.
+    :ivar interval_talkers: hosts with the most octets over the last
+        interval alone (counts in each L{HostTraffic} are over the
+        interval, not cumulative), most first; what the history keeps.
+    :ivar interval_conversations: host pairs with the most octets over the
+        last interval alone, most first.
     :ivar hosts_tracked: hosts in the bounded host table now.
     :ivar hosts_evicted: hosts dropped from the table at its bound.
     :ivar conversations_tracked: pairs in the bounded conversation table now.
@@ -200,6 +205,8 @@ class IpSnapshot:
     protocols: Mapping[str, ProtocolCount] = field(factory=dict)
     top_talkers: tuple[HostTraffic, ...] = ()
     top_conversations: tuple[Conversation, ...] = ()
+    interval_talkers: tuple[HostTraffic, ...] = ()
+    interval_conversations: tuple[Conversation, ...] = ()
     hosts_tracked: int = 0
     hosts_evicted: int = 0
     conversations_tracked: int = 0
@@ -495,6 +502,116 @@ class AlertEntry:
 
 
 @frozen
+class IntervalCounts:
+    """
+    What an agent counted over one report's interval: the differences of
+    its cumulative counters between this report and the one before it
+    (``seq - 1``), so they add up exactly over any run of reports and do not
+    depend on the order reports reach a hub.  The first report of a run
+    counts from the start.  A counter that went backwards counts 0.
+
+    Octets are frame octets for ``bytes_in``/``bytes_out`` (as
+    L{IpSnapshot}) and IP octets for the protocol columns (as
+    L{ProtocolCount}).
+
+    :ivar frames: frames read, all interfaces (L{CaptureStats}).
+    :ivar bytes: octets of those frames.
+    :ivar kernel_drops: frames the kernel dropped.
+    :ivar malformed: frames that did not decode.
+    :ivar packets_in: packets received (L{IpSnapshot}).
+    :ivar packets_out: packets sent.
+    :ivar bytes_in: frame octets received.
+    :ivar bytes_out: frame octets sent.
+    :ivar tcp_packets: TCP packets (the ``tcp`` protocol bucket).
+    :ivar tcp_bytes: their IP octets.
+    :ivar udp_packets: UDP packets.
+    :ivar udp_bytes: their IP octets.
+    :ivar icmp_packets: ICMP and ICMPv6 packets.
+    :ivar icmp_bytes: their IP octets.
+    :ivar other_packets: every other packet (ARP, other IP protocols,
+        other ethertypes).
+    :ivar other_bytes: their octets.
+    :ivar tcp_syn: connection attempts (L{TcpSnapshot.syn}).
+    :ivar tcp_established: handshakes completed.
+    :ivar tcp_reset: connections ended by RST.
+    :ivar tcp_closed: connections closed by FIN both ways.
+    :ivar tcp_retransmissions: retransmitted segments.
+    :ivar dns_queries: DNS queries (L{DnsSnapshot.queries_total}).
+    :ivar dns_responses: DNS responses.
+    :ivar dns_nxdomain: NXDOMAIN responses.
+    :ivar dns_servfail: SERVFAIL responses.
+    :ivar dns_unanswered: queries that timed out unanswered.
+    :ivar alerts_raised: alerts raised (L{DetectSnapshot.alerts_raised}).
+    """
+
+    frames: int = 0
+    bytes: int = 0
+    kernel_drops: int = 0
+    malformed: int = 0
+    packets_in: int = 0
+    packets_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    tcp_packets: int = 0
+    tcp_bytes: int = 0
+    udp_packets: int = 0
+    udp_bytes: int = 0
+    icmp_packets: int = 0
+    icmp_bytes: int = 0
+    other_packets: int = 0
+    other_bytes: int = 0
+    tcp_syn: int = 0
+    tcp_established: int = 0
+    tcp_reset: int = 0
+    tcp_closed: int = 0
+    tcp_retransmissions: int = 0
+    dns_queries: int = 0
+    dns_responses: int = 0
+    dns_nxdomain: int = 0
+    dns_servfail: int = 0
+    dns_unanswered: int = 0
+    alerts_raised: int = 0
+
+
+@frozen
+class DeliveryStats:
+    """
+    The agent's delivery of its reports and alerts to hubs (ARCHITECTURE
+    decision 9): what waits in its spool for a hub's durable
+    acknowledgement, and what the spool dropped at its bound.
+
+    :ivar spool_records: records (reports and alerts) waiting for an
+        acknowledgement, in the spool now.
+    :ivar spool_bytes: octets they take (framing included).
+    :ivar spool_max_bytes: the spool's bound (``--spool-size``).
+    :ivar spool_on_disk: whether the spool is a directory (``--spool``)
+        rather than memory.
+    :ivar oldest_ts: agent clock of the oldest record waiting, or None.
+    :ivar reports_dropped: reports dropped at the bound (oldest first),
+        cumulative over the spool's life (kept across agent restarts).
+    :ivar alerts_dropped: alert revisions dropped at the bound, only
+        when no report was left to drop; cumulative likewise.
+    :ivar corrupt: records skipped when the spool was opened because their
+        checksum or framing was bad; cumulative likewise.
+    :ivar replayed: records sent again after a link was lost or the agent
+        restarted, cumulative in this run.
+    :ivar acked: records a hub acknowledged as durably written,
+        cumulative in this run.
+    """
+
+    spool_records: int = 0
+    spool_bytes: int = 0
+    spool_max_bytes: int = 0
+    spool_on_disk: bool = False
+    oldest_ts: Optional[float] = None
+    reports_dropped: int = 0
+    alerts_dropped: int = 0
+    corrupt: int = 0
+    replayed: int = 0
+    acked: int = 0
+
+
+@frozen
 class AgentReport:
     """
     One report from an agent: its capture health and every analyser's
@@ -511,6 +628,9 @@ class AgentReport:
     :ivar alerts: the newest revision of every alert still active and of
         those ended lately (L{loopy.detect.alerts.AlertBook.recent}), so an
         alert whose immediate delivery was lost still reaches the hub.
+    :ivar counts: what was counted over this report's interval alone
+        (what the hub's history keeps).
+    :ivar delivery: the agent's spool and delivery counters.
     """
 
     agent_id: str = field(validator=instance_of(str))
@@ -522,6 +642,8 @@ class AgentReport:
     capture: CaptureStats = field(factory=CaptureStats)
     analysers: Mapping[str, Any] = field(factory=dict)
     alerts: tuple[Alert, ...] = ()
+    counts: IntervalCounts = field(factory=IntervalCounts)
+    delivery: DeliveryStats = field(factory=DeliveryStats)
 
     @property
     def version(self) -> tuple[int, int]:
@@ -693,6 +815,18 @@ class HubInfo:
         report's C{ts} (seconds; includes clock skew between the agent's
         host and this hub's).
     :ivar replication_age_p99: the 99th percentile of the same, seconds.
+    :ivar history_reports: reports written to the history, cumulative
+        (duplicates not counted).
+    :ivar history_duplicates: reports that were already in the history
+        (retries, several paths), cumulative.
+    :ivar history_pending: reports and alerts waiting for the next commit.
+    :ivar history_refused: writes refused because that queue was full,
+        cumulative.
+    :ivar history_errors: commits that failed (disk full, I/O error),
+        cumulative.
+    :ivar history_bytes: the history database's size on disk, octets.
+    :ivar history_commit_p99: the 99th percentile of commit times over the
+        last minute, seconds.
     """
 
     name: str
@@ -715,6 +849,13 @@ class HubInfo:
     entries_refused: int = 0
     replication_age_p50: float = 0.0
     replication_age_p99: float = 0.0
+    history_reports: int = 0
+    history_duplicates: int = 0
+    history_pending: int = 0
+    history_refused: int = 0
+    history_errors: int = 0
+    history_bytes: int = 0
+    history_commit_p99: float = 0.0
 
 
 #: A hub's state as another hub (and its UIs) see it: the hub itself, a hub

@@ -44,7 +44,8 @@ from twisted.internet.defer import fail
 from twisted.logger import Logger
 from twisted.protocols import amp
 
-from loopy.errors import WireError
+from loopy.errors import HistoryError, WireError
+from loopy.history import History, HistoryQuery, SyncRanges, SyncRows
 from loopy.model import (
     AgentReport,
     Alert,
@@ -271,12 +272,17 @@ class AgentHello(amp.Command):
 
 class Report(amp.Command):
     """
-    One agent report.  The answer means the hub has merged it.
+    One agent report.  The answer means the hub has written it to its
+    history and the write is committed (durable): the agent may forget it.
+    C{accepted} is False for a report the history already had (a retry, or
+    a copy that came through a peer).  C{HISTORY_ERROR}: the hub could not
+    write it now (queue full, disk error); the agent keeps it and sends it
+    again.
     """
 
     arguments = [(b"report", Record(AgentReport))]
     response = [(b"accepted", amp.Boolean())]
-    errors = {WireError: b"WIRE_ERROR"}
+    errors = {WireError: b"WIRE_ERROR", HistoryError: b"HISTORY_ERROR"}
 
 
 class Watch(amp.Command):
@@ -311,12 +317,13 @@ class GetFleet(amp.Command):
 class SendAlert(amp.Command):
     """
     One revision of one alert, sent at once (not at the next report).  The
-    answer means the hub has merged it.
+    answer means the hub has merged it and committed it to its history
+    (durable); C{accepted} is False for a revision it already had.
     """
 
     arguments = [(b"alert", Record(Alert))]
     response = [(b"accepted", amp.Boolean())]
-    errors = {WireError: b"WIRE_ERROR"}
+    errors = {WireError: b"WIRE_ERROR", HistoryError: b"HISTORY_ERROR"}
 
 
 @frozen
@@ -355,6 +362,31 @@ class AcknowledgeAlert(amp.Command):
     ]
     response = [(b"known", amp.Boolean())]
     errors = {WireError: b"WIRE_ERROR"}
+
+
+class GetHistory(amp.Command):
+    """
+    A UI asks for the history of a range (L{loopy.history.HistoryQuery});
+    the answer is a L{loopy.history.History}.  C{HISTORY_ERROR}: the query
+    is bad or the store failed.
+    """
+
+    arguments = [(b"query", Record(HistoryQuery))]
+    response = [(b"history", Record(History))]
+    errors = {WireError: b"WIRE_ERROR", HistoryError: b"HISTORY_ERROR"}
+
+
+class HistorySync(amp.Command):
+    """
+    A peer hub asks for the history rows it lacks (L{loopy.hub.history}):
+    C{have} is what the asker holds at the finest tier since C{since}, as
+    seq ranges per agent run; the answer holds rows the asker lacks, at most
+    about L{loopy.hub.mesh.PULL_BYTES}, with C{more} if there are others.
+    """
+
+    arguments = [(b"since", amp.Float()), (b"have", Record(SyncRanges))]
+    response = [(b"rows", Record(SyncRows)), (b"more", amp.Boolean())]
+    errors = {WireError: b"WIRE_ERROR", HistoryError: b"HISTORY_ERROR"}
 
 
 class PeerHello(amp.Command):
