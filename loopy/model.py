@@ -975,3 +975,68 @@ def _get(snapshot: Any, name: str, default: Any) -> Any:
     if isinstance(snapshot, Mapping):
         return snapshot.get(name, default)
     return getattr(snapshot, name, default)
+
+
+#: IntervalCounts fields, and where the cumulative counter behind each is:
+#: (snapshot name or ``capture``, field), or ``protocols`` buckets.
+_CUMULATIVE = {
+    "frames": ("capture", "frames"),
+    "bytes": ("capture", "bytes"),
+    "kernel_drops": ("capture", "kernel_drops"),
+    "malformed": ("capture", "malformed"),
+    "packets_in": ("ip", "packets_in"),
+    "packets_out": ("ip", "packets_out"),
+    "bytes_in": ("ip", "bytes_in"),
+    "bytes_out": ("ip", "bytes_out"),
+    "tcp_syn": ("tcp", "syn"),
+    "tcp_established": ("tcp", "established"),
+    "tcp_reset": ("tcp", "reset"),
+    "tcp_closed": ("tcp", "closed"),
+    "tcp_retransmissions": ("tcp", "retransmissions"),
+    "dns_queries": ("dns", "queries_total"),
+    "dns_responses": ("dns", "responses_total"),
+    "dns_nxdomain": ("dns", "nxdomain"),
+    "dns_servfail": ("dns", "servfail"),
+    "dns_unanswered": ("dns", "unanswered"),
+    "alerts_raised": ("detect", "alerts_raised"),
+}
+#: Protocol-mix buckets (L{IpSnapshot.protocols}) of the protocol columns;
+#: every other bucket counts as ``other``.
+_PROTOCOL_COLUMNS = {"tcp": "tcp", "udp": "udp", "icmp": "icmp", "icmpv6": "icmp"}
+
+
+def cumulative_counters(capture: Any, analysers: Mapping[str, Any]) -> dict[str, int]:
+    """
+    The cumulative counters behind each L{IntervalCounts} field, read from
+    a report's capture stats and snapshots (records, or dicts as JSON gives
+    them); what is missing counts 0.
+
+    :returns: IntervalCounts field name to its cumulative value.
+    """
+    totals = {}
+    for name, (source, attr) in _CUMULATIVE.items():
+        snapshot = capture if source == "capture" else analysers.get(source)
+        totals[name] = _number(snapshot, attr, int)
+    for column in ("tcp", "udp", "icmp", "other"):
+        totals[column + "_packets"] = totals[column + "_bytes"] = 0
+    protocols = _get(analysers.get("ip"), "protocols", {})
+    if isinstance(protocols, Mapping):
+        for bucket, count in protocols.items():
+            column = _PROTOCOL_COLUMNS.get(bucket, "other")
+            totals[column + "_packets"] += _number(count, "packets", int)
+            totals[column + "_bytes"] += _number(count, "bytes", int)
+    return totals
+
+
+def interval_counts(now: Mapping[str, int],
+                    before: Optional[Mapping[str, int]]) -> IntervalCounts:
+    """
+    The differences between two L{cumulative_counters} results: this
+    report's and the previous one's (None for the first report of a run,
+    which counts from the start).  A counter that went backwards (a table
+    reset) counts 0.
+    """
+    if before is None:
+        return IntervalCounts(**now)
+    return IntervalCounts(**{name: max(0, value - before.get(name, 0))
+                             for name, value in now.items()})

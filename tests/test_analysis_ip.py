@@ -279,6 +279,48 @@ class TalkerTests(IpTestCase):
         ))
 
 
+class IntervalTalkerTests(IpTestCase):
+    """
+    Top talkers and conversations over the last interval alone, what the
+    hub's history keeps.
+    """
+
+    config = AnalyserConfig(top_n=2)
+
+    def test_firstInterval(self):
+        """
+        In the first interval the interval tops are the cumulative ones.
+        """
+        self.feed(udp(A, B, 100), count=3)
+        self.feed(udp(C, A, 50))
+        snapshot = self.ip.snapshot(1.0, 1.0)
+        self.assertEqual(snapshot.interval_talkers, snapshot.top_talkers)
+        self.assertEqual(snapshot.interval_conversations, snapshot.top_conversations)
+
+    def test_onlyTheInterval(self):
+        """
+        Later, a host counts only what it sent and received since the
+        previous snapshot; hosts quiet in the interval are left out, and a
+        new heavy pair outranks an old heavier one.
+        """
+        self.feed(udp(A, B, 1000), count=10)
+        self.ip.snapshot(1.0, 1.0)
+        self.feed(udp(C, A, 50), count=3)
+        self.feed(udp(A, B, 100))
+        snapshot = self.ip.snapshot(2.0, 1.0)
+        self.assertEqual(snapshot.interval_talkers, (
+            HostTraffic(A, packets_sent=1, bytes_sent=100, packets_received=3,
+                        bytes_received=150),
+            HostTraffic(C, packets_sent=3, bytes_sent=150),
+        ))
+        self.assertEqual(snapshot.interval_conversations, (
+            Conversation(A, C, packets_ba=3, bytes_ba=150),
+            Conversation(A, B, packets_ab=1, bytes_ab=100),
+        ))
+        self.assertEqual(snapshot.top_talkers[0].bytes_sent, 10 * 1000 + 100)
+        self.assertEqual(self.ip.snapshot(3.0, 1.0).interval_talkers, ())
+
+
 class BoundTests(IpTestCase):
     """
     The host and conversation tables stay within their caps.

@@ -13,6 +13,11 @@ from loopy.model import (
     CaptureStats,
     Conversation,
     HostTraffic,
+    IntervalCounts,
+    IpSnapshot,
+    ProtocolCount,
+    cumulative_counters,
+    interval_counts,
     summarize,
 )
 from loopy import testing
@@ -139,3 +144,61 @@ class SummarizeTests(SynchronousTestCase):
         """
         report = _report(analysers={"tcp": testing.dns_snapshot(), "ip": testing.tcp_snapshot()})
         self.assertEqual(summarize(report), AgentSummary())
+
+
+class IntervalCountsTests(SynchronousTestCase):
+    """
+    L{cumulative_counters} and L{interval_counts}: what a report counts
+    over its own interval.
+    """
+
+    def snapshots(self, scale):
+        return {
+            "ip": IpSnapshot(packets_in=10 * scale, packets_out=5 * scale,
+                             bytes_in=1000 * scale, bytes_out=500 * scale,
+                             protocols={"tcp": ProtocolCount(4 * scale, 400 * scale),
+                                        "icmpv6": ProtocolCount(1 * scale, 64 * scale),
+                                        "icmp": ProtocolCount(2 * scale, 84 * scale),
+                                        "arp": ProtocolCount(3 * scale, 126 * scale)}),
+            "tcp": {"syn": 7 * scale, "established": 6 * scale, "reset": scale},
+            "dns": {"queries_total": 9 * scale, "nxdomain": 2 * scale},
+            "detect": {"alerts_raised": scale},
+        }
+
+    def test_cumulative(self):
+        """
+        The counters come from the capture and the snapshots (records or
+        dicts); ICMP and ICMPv6 share a column, other buckets are "other".
+        """
+        totals = cumulative_counters(CaptureStats(frames=20, kernel_drops=3),
+                                     self.snapshots(1))
+        self.assertEqual(totals["frames"], 20)
+        self.assertEqual(totals["kernel_drops"], 3)
+        self.assertEqual((totals["packets_in"], totals["bytes_out"]), (10, 500))
+        self.assertEqual((totals["tcp_packets"], totals["tcp_bytes"]), (4, 400))
+        self.assertEqual((totals["icmp_packets"], totals["icmp_bytes"]), (3, 148))
+        self.assertEqual((totals["other_packets"], totals["other_bytes"]), (3, 126))
+        self.assertEqual((totals["udp_packets"], totals["dns_queries"]), (0, 9))
+        self.assertEqual((totals["tcp_syn"], totals["alerts_raised"]), (7, 1))
+        self.assertEqual(set(totals), set(attrs.fields_dict(IntervalCounts)))
+
+    def test_differences(self):
+        """
+        A report counts the difference from the one before; the first one
+        counts everything; a counter that went backwards counts 0.
+        """
+        before = cumulative_counters({"frames": 5}, self.snapshots(1))
+        now = cumulative_counters({"frames": 4}, self.snapshots(3))
+        counts = interval_counts(now, before)
+        self.assertEqual(counts.frames, 0)
+        self.assertEqual(counts.tcp_syn, 14)
+        self.assertEqual(counts.icmp_packets, 6)
+        self.assertEqual(interval_counts(before, None).tcp_syn, 7)
+
+    def test_malformed(self):
+        """
+        What is missing or not a number counts 0.
+        """
+        totals = cumulative_counters({"frames": "x"}, {"ip": {"protocols": [1]},
+                                                       "tcp": None})
+        self.assertEqual(set(totals.values()), {0})

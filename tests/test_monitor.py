@@ -11,7 +11,13 @@ from twisted.trial.unittest import SynchronousTestCase
 from loopy.agent.monitor import MAX_SAMPLES, SAMPLE_EVERY, Monitor, percentile, process_usage
 from loopy.analysis.base import IAnalyser
 from loopy.dissect.headers import LINKTYPE_RAW
-from loopy.model import AgentReport, CaptureStats, InterfaceStats
+from loopy.model import (
+    AgentReport,
+    CaptureStats,
+    DeliveryStats,
+    InterfaceStats,
+    IntervalCounts,
+)
 from loopy import testing
 from loopy.testing import T0
 
@@ -164,8 +170,36 @@ class MonitorTests(SynchronousTestCase):
                     rss_bytes=52_000_000,
                 ),
                 analysers={"one": {"packets": 1}},
+                counts=IntervalCounts(frames=6, bytes=560, kernel_drops=5, malformed=1),
             ),
         )
+
+    def test_interval_counts(self):
+        """
+        Each report counts what happened since the one before: the
+        differences of the cumulative counters, so they add up over reports.
+        """
+        frames = [0]
+        monitor = self.monitor(
+            interface_stats=lambda: [InterfaceStats("eth0", frames[0], frames[0] * 100, 0)])
+        frames[0] = 3
+        first = monitor.report(T0)
+        frames[0] = 10
+        second = monitor.report(T0 + 1)
+        third = monitor.report(T0 + 2)
+        self.assertEqual((first.counts.frames, first.counts.bytes), (3, 300))
+        self.assertEqual((second.counts.frames, second.counts.bytes), (7, 700))
+        self.assertEqual(third.counts, IntervalCounts())
+
+    def test_delivery(self):
+        """
+        A report carries the uplink's delivery counters, once it has them.
+        """
+        monitor = self.monitor()
+        self.assertEqual(monitor.report(T0).delivery, DeliveryStats())
+        monitor.delivery = lambda: DeliveryStats(spool_records=3, reports_dropped=1)
+        self.assertEqual(monitor.report(T0 + 1).delivery,
+                         DeliveryStats(spool_records=3, reports_dropped=1))
 
 
     def test_seq_and_interval(self):

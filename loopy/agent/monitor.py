@@ -15,7 +15,14 @@ from typing import Callable, Iterable, Optional
 from twisted.logger import Logger
 
 from loopy.dissect.headers import LINKTYPE_ETHERNET, decode
-from loopy.model import AgentReport, CaptureStats, InterfaceStats
+from loopy.model import (
+    AgentReport,
+    CaptureStats,
+    DeliveryStats,
+    InterfaceStats,
+    cumulative_counters,
+    interval_counts,
+)
 
 log = Logger()
 
@@ -77,6 +84,7 @@ class Monitor:
         usage: Callable[[], tuple[float, int]] = process_usage,
         timer: Callable[[], int] = perf_counter_ns,
         alerts=None,
+        delivery: Optional[Callable[[], DeliveryStats]] = None,
     ):
         """
         :param agent_id: the agent's id in the fleet.
@@ -103,6 +111,7 @@ class Monitor:
         self._observers = [a.observe for a in self.analysers]
         self._checkers = [a.check for a in self.analysers if hasattr(a, "check")]
         self.alerts = alerts
+        self.delivery = delivery
         if alerts is not None:
             for analyser in self.analysers:
                 bind = getattr(analyser, "bind_alerts", None)
@@ -121,6 +130,8 @@ class Monitor:
         self._last_report: Optional[float] = None
         self._last_totals = (0, 0)  # frames, kernel drops at the last report
         self._last_cpu: Optional[float] = None
+        #: cumulative_counters() at the previous report, for IntervalCounts.
+        self._last_counters: Optional[dict[str, int]] = None
 
     def attach_capture(self, source) -> None:
         """
@@ -222,6 +233,10 @@ class Monitor:
             except Exception:
                 self.analyser_errors += 1
                 log.failure("analyser {name} failed to report", name=analyser.name)
+        capture = self._capture_stats(interval)
+        totals = cumulative_counters(capture, snapshots)
+        counts = interval_counts(totals, self._last_counters)
+        self._last_counters = totals
         return AgentReport(
             agent_id=self.agent_id,
             hostname=self.hostname,
@@ -229,9 +244,11 @@ class Monitor:
             seq=self.seq,
             ts=now,
             interval=round(interval, 6),
-            capture=self._capture_stats(interval),
+            capture=capture,
             analysers=snapshots,
             alerts=self.alerts.recent(now) if self.alerts is not None else (),
+            counts=counts,
+            delivery=self.delivery() if self.delivery is not None else DeliveryStats(),
         )
 
     def _capture_stats(self, interval: float) -> CaptureStats:

@@ -67,10 +67,10 @@ class IpAnalyser:
         # kind -> (protocol bucket name, outgoing)
         self._kind_names: dict[int, tuple[str, bool]] = {}
         # address octets -> [packets_sent, bytes_sent, packets_received,
-        # bytes_received]
+        # bytes_received, then the same four at the previous snapshot]
         self._hosts: dict[bytes, list[int]] = {}
         # (a, b) address octets with a < b -> [packets_ab, bytes_ab,
-        # packets_ba, bytes_ba]
+        # packets_ba, bytes_ba, then the same four at the previous snapshot]
         self._conversations: dict[tuple[bytes, bytes], list[int]] = {}
         self._hosts_evicted = 0
         self._conversations_evicted = 0
@@ -124,14 +124,14 @@ class IpAnalyser:
         hosts = self._hosts
         if len(hosts) >= self._config.hosts_max:
             self._hosts_evicted += prune_half(hosts, _octets)
-        host = hosts[addr] = [0, 0, 0, 0]
+        host = hosts[addr] = [0, 0, 0, 0, 0, 0, 0, 0]
         return host
 
     def _new_conversation(self, key: tuple[bytes, bytes]) -> list[int]:
         conversations = self._conversations
         if len(conversations) >= self._config.conversations_max:
             self._conversations_evicted += prune_half(conversations, _octets)
-        pair = conversations[key] = [0, 0, 0, 0]
+        pair = conversations[key] = [0, 0, 0, 0, 0, 0, 0, 0]
         return pair
 
     def _totals(self) -> tuple[tuple[int, int, int, int], dict[str, list[int]]]:
@@ -161,6 +161,8 @@ class IpAnalyser:
         n = self._config.top_n
         talkers = top(self._hosts.items(), n, key=lambda kv: _octets(kv[1]))
         pairs = top(self._conversations.items(), n, key=lambda kv: _octets(kv[1]))
+        interval_talkers = _interval_top(self._hosts, n)
+        interval_pairs = _interval_top(self._conversations, n)
         return IpSnapshot(
             packets_in=current[0],
             packets_out=current[1],
@@ -175,9 +177,15 @@ class IpAnalyser:
                 for name, c in sorted(protocols.items())
             },
             top_talkers=tuple(
-                HostTraffic(address_text(addr), *counts) for addr, counts in talkers
+                HostTraffic(address_text(addr), *counts[:4]) for addr, counts in talkers
             ),
             top_conversations=tuple(_conversation(a, b, counts) for (a, b), counts in pairs),
+            interval_talkers=tuple(
+                HostTraffic(address_text(addr), *counts) for addr, counts in interval_talkers
+            ),
+            interval_conversations=tuple(
+                _conversation(a, b, counts) for (a, b), counts in interval_pairs
+            ),
             hosts_tracked=len(self._hosts),
             hosts_evicted=self._hosts_evicted,
             conversations_tracked=len(self._conversations),
@@ -192,6 +200,24 @@ def _octets(counts: list[int]) -> int:
     return counts[1] + counts[3]
 
 
+def _interval_top(table: dict, n: int) -> list:
+    """
+    The C{n} entries of a host or conversation table with the most octets
+    since the previous snapshot, most first, as (key, [the four counters
+    over the interval]); entries with none are left out.  Then marks every
+    entry's counters as of now: one pass over the bounded table per report.
+    """
+    heavy = top(table.items(), n, key=lambda kv: kv[1][1] + kv[1][3] - kv[1][5] - kv[1][7])
+    rows = []
+    for key, c in heavy:
+        delta = [c[0] - c[4], c[1] - c[5], c[2] - c[6], c[3] - c[7]]
+        if delta[0] or delta[2]:
+            rows.append((key, delta))
+    for c in table.values():
+        c[4:8] = c[0:4]
+    return rows
+
+
 def _conversation(a: bytes, b: bytes, counts: list[int]) -> Conversation:
     """
     The record of a conversation kept under address octets C{a} < C{b}:
@@ -200,5 +226,5 @@ def _conversation(a: bytes, b: bytes, counts: list[int]) -> Conversation:
     """
     a_text, b_text = address_text(a), address_text(b)
     if a_text <= b_text:
-        return Conversation(a_text, b_text, *counts)
+        return Conversation(a_text, b_text, *counts[:4])
     return Conversation(b_text, a_text, counts[2], counts[3], counts[0], counts[1])
