@@ -4,6 +4,7 @@ Tests for L{loopy.agent.tap}: the agent's options and composition root.
 
 from __future__ import annotations
 
+import os
 import socket
 
 from twisted.application.service import MultiService
@@ -14,6 +15,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from loopy.agent import tap
 from loopy import testing
 from loopy.agent.service import CaptureService, ReportLoop
+from loopy.agent.spool import MEMORY_MAX_BYTES
 from loopy.agent.uplink import Uplink
 from loopy.analysis.base import AnalyserConfig
 from loopy.detect.host import DetectSettings
@@ -113,6 +115,30 @@ class OptionsTests(testing.OptionsTestMixin, SynchronousTestCase):
         self.assertIn("must be a number of seconds, 0 or more", str(error))
         error = self.assertUsageError(["--hub-timeout", "0"])
         self.assertIn("must be a positive number of seconds", str(error))
+
+    def test_spool(self):
+        """
+        C{--spool} is made absolute; C{--spool-size} takes octets or K, M,
+        G (binary) and defaults to the spool's own default (None here).
+        """
+        options = parse("--spool", "spool-dir", "--spool-size", "512M")
+        self.assertEqual(options["spool"], os.path.abspath("spool-dir"))
+        self.assertEqual(options["spool-size"], 512 * 1024 * 1024)
+        self.assertEqual((parse()["spool"], parse()["spool-size"]), (None, None))
+        for given, octets in [("2097152", 2 * 1024**2), ("1G", 1024**3), ("1.5GiB", 1536 * 1024**2),
+                              ("4mb", 4 * 1024**2)]:
+            self.assertEqual(tap.spool_size(given), octets, given)
+
+    def test_bad_spool(self):
+        for given, message in [("10K", "must be at least 1M"), ("lots", "must be a size"),
+                               ("inf", "must be a size"), ("", "must be a size")]:
+            error = self.assertUsageError(["--spool-size", given])
+            self.assertIn(message, str(error))
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write("")
+        self.assertUsageError(["--spool", path],
+                              f"--spool {os.path.abspath(path)}: not a directory")
 
     def test_hub_ipv6(self):
         options = parse("--hub", "[::1]:7500")
@@ -271,6 +297,22 @@ class MakeServiceTests(SynchronousTestCase):
             {"agent_id": "web-1", "hostname": socket.gethostname(),
              "epoch": 1_700_000_000_250_000},
         )
+
+    def test_spool(self):
+        """
+        The uplink keeps its records in the C{--spool} directory within
+        C{--spool-size}, or in memory; the directory is not touched before
+        the service starts.
+        """
+        directory = self.mktemp()
+        top = tap.makeService(parse("--spool", directory, "--spool-size", "2M",
+                                    "--analysers", "ip"), self.reactor)
+        spool = list(top)[1].delivery.spool
+        self.assertEqual((spool.directory, spool.max_bytes),
+                         (os.path.abspath(directory), 2 * 1024**2))
+        self.assertFalse(os.path.exists(directory))
+        spool = list(tap.makeService(parse("--analysers", "ip"), self.reactor))[1].delivery.spool
+        self.assertEqual((spool.directory, spool.max_bytes), (None, MEMORY_MAX_BYTES))
 
     def test_unknown_analyser(self):
         error = self.assertRaises(

@@ -25,8 +25,10 @@ from loopy import __version__
 from loopy.agent.monitor import Monitor
 from loopy.agent.service import ReportLoop
 from loopy.agent.uplink import Uplink
+from loopy.agent.spool import MEMORY_MAX_BYTES, Spool
 from loopy.failover import BACKOFF
-from loopy.errors import WireError
+from loopy.errors import HistoryError, WireError
+from loopy.model import DeliveryStats
 from loopy.wire import AgentHello, BoundedAMP, Report, SendAlert
 from loopy import testing
 
@@ -70,6 +72,13 @@ class FakeHub(BoundedAMP):
         return self._answer(self.alert_answer)
 
 
+def seqs(records) -> list[int]:
+    """
+    The seq of each report (or alert) a hub received, in order.
+    """
+    return [r.seq for r in records]
+
+
 def hello() -> dict:
     return {"agent_id": "agent-a", "hostname": "host-a", "epoch": EPOCH}
 
@@ -86,12 +95,15 @@ class UplinkCase(SynchronousTestCase):
     def setUp(self):
         self.reactor = MemoryReactorClock()
         self.links_made: list[float] = []
-        self.uplink = Uplink(self.hubs, self.reactor, hello, failback=self.failback,
-                             on_link=lambda: self.links_made.append(self.reactor.seconds()))
+        self.uplink = self.make_uplink()
+        self.uplink.on_link = lambda: self.links_made.append(self.reactor.seconds())
         self.pump: Optional[IOPump] = None
         self.pumps: list[IOPump] = []
         self.uplink.startService()
         self.addCleanup(self.stop)
+
+    def make_uplink(self) -> Uplink:
+        return Uplink(self.hubs, self.reactor, hello, failback=self.failback)
 
     def stop(self):
         d = self.uplink.stopService()
@@ -138,7 +150,7 @@ class UplinkCase(SynchronousTestCase):
 
 class UplinkTests(UplinkCase):
     def counters(self):
-        u = self.uplink
+        u = self.uplink.delivery
         return dict(sent=u.reports_sent, acked=u.reports_acked,
                     unsent=u.reports_unsent, failed=u.reports_failed)
 
@@ -150,9 +162,19 @@ class UplinkTests(UplinkCase):
         self.assertFalse(self.uplink.linked)
 
     def test_unsent_while_unlinked(self):
+        """
+        Reports made while no hub is linked are spooled, and sent in order
+        once a hub accepts the agent.
+        """
         self.uplink.send(testing.report(seq=1))
         self.uplink.send(testing.report(seq=2))
         self.assertEqual(self.counters(), dict(sent=0, acked=0, unsent=2, failed=0))
+        self.assertEqual(len(self.uplink.delivery.spool), 2)
+        hub = self.accept()
+        self.pump.flush()
+        self.assertEqual(seqs(hub.reports), [1, 2])
+        self.assertEqual(self.counters(), dict(sent=2, acked=2, unsent=2, failed=0))
+        self.assertEqual(len(self.uplink.delivery.spool), 0)
 
     def test_hello_on_connect(self):
         hub = self.accept()
@@ -167,7 +189,8 @@ class UplinkTests(UplinkCase):
     def test_report_after_hello_answer(self):
         """
         Until the hub answers the hello, reports are not sent (and are
-        counted as unsent); after, they are sent and acknowledged.
+        counted as unsent); after, they are sent (the one spooled first)
+        and acknowledged.
         """
         hub = FakeHub()
         hub.hello_answer = Deferred()
@@ -180,34 +203,38 @@ class UplinkTests(UplinkCase):
         hub.hello_answer.callback({"hub": "hub-a"})
         self.pump.flush()
         self.assertTrue(self.uplink.linked)
+        self.assertEqual(seqs(hub.reports), [1])
         self.uplink.send(testing.report(seq=2))
-        self.assertEqual(self.counters(), dict(sent=1, acked=0, unsent=1, failed=0))
+        self.assertEqual(self.counters(), dict(sent=2, acked=1, unsent=1, failed=0))
         self.pump.flush()
-        self.assertEqual(hub.reports, [testing.report(seq=2)])
-        self.assertEqual(self.counters(), dict(sent=1, acked=1, unsent=1, failed=0))
+        self.assertEqual(seqs(hub.reports), [1, 2])
+        self.assertEqual(self.counters(), dict(sent=2, acked=2, unsent=1, failed=0))
 
     def alert_counters(self):
-        u = self.uplink
+        u = self.uplink.delivery
         return dict(sent=u.alerts_sent, acked=u.alerts_acked,
                     unsent=u.alerts_unsent, failed=u.alerts_failed)
 
     def test_alert_sent_at_once(self):
         """
         An alert goes to the hub at once, on its own command; one made
-        while no hub is linked is counted as unsent; one the hub refuses
-        as failed.
+        while no hub is linked is counted as unsent and goes when a hub
+        accepts the agent; one the hub cannot read (C{WIRE_ERROR}) counts
+        as failed and is not kept.
         """
         self.uplink.send_alert(testing.alert(seq=1))
         hub = self.accept()
         self.pump.flush()
         self.uplink.send_alert(testing.alert(seq=2))
         self.pump.flush()
-        self.assertEqual(hub.alerts, [testing.alert(seq=2)])
-        self.assertEqual(self.alert_counters(), dict(sent=1, acked=1, unsent=1, failed=0))
+        self.assertEqual(hub.alerts, [testing.alert(seq=1), testing.alert(seq=2)])
+        self.assertEqual(self.alert_counters(), dict(sent=2, acked=2, unsent=1, failed=0))
         hub.alert_answer = WireError("no")
         self.uplink.send_alert(testing.alert(seq=3))
         self.pump.flush()
-        self.assertEqual(self.alert_counters(), dict(sent=2, acked=1, unsent=1, failed=1))
+        self.assertEqual(self.alert_counters(), dict(sent=3, acked=2, unsent=1, failed=1))
+        self.assertEqual((self.uplink.delivery.rejected, len(self.uplink.delivery.spool)),
+                         (1, 0))
         self.assertTrue(self.uplink.linked)
 
     def test_report_refused(self):
@@ -226,7 +253,9 @@ class UplinkTests(UplinkCase):
 
     def test_report_lost(self):
         """
-        A report in flight when the link is lost is counted as failed.
+        A report in flight when the link is lost is counted as failed, and
+        sent again on the next link (its answer never came: the hub may
+        not have written it).
         """
         hub = FakeHub()
         hub.report_answer = Deferred()
@@ -236,6 +265,13 @@ class UplinkTests(UplinkCase):
         self.drop(hub)
         self.assertEqual(self.counters(), dict(sent=1, acked=0, unsent=0, failed=1))
         self.assertFalse(self.uplink.linked)
+        self.reactor.advance(1.75)
+        second = self.accept()
+        self.pump.flush()
+        self.assertEqual(seqs(second.reports), [1])
+        self.assertEqual(self.counters(), dict(sent=2, acked=1, unsent=0, failed=1))
+        self.assertEqual((self.uplink.delivery.spool.replayed, len(self.uplink.delivery.spool)),
+                         (1, 0))
 
     def test_hello_refused(self):
         """
@@ -247,7 +283,7 @@ class UplinkTests(UplinkCase):
         self.assertTrue(self.pump.clientIO.disconnected)
         self.assertFalse(self.uplink.linked)
         self.uplink.send(testing.report())
-        self.assertEqual(self.uplink.reports_unsent, 1)
+        self.assertEqual(self.uplink.delivery.reports_unsent, 1)
         self.reactor.advance(1.75)
         self.assertEqual(len(self.reactor.tcpClients), 2)
 
@@ -255,13 +291,13 @@ class UplinkTests(UplinkCase):
         """
         After the link is lost, reports count as unsent and the uplink
         reconnects after the first backoff delay (0.75 s plus up to 1 s of
-        jitter), then says hello again.
+        jitter), then says hello again, and sends them.
         """
         hub = self.accept()
         self.drop(hub)
         self.assertFalse(self.uplink.linked)
         self.uplink.send(testing.report())
-        self.assertEqual(self.uplink.reports_unsent, 1)
+        self.assertEqual(self.uplink.delivery.reports_unsent, 1)
         self.reactor.advance(0.74)
         self.assertEqual(len(self.reactor.tcpClients), 1)
         self.reactor.advance(1.01)
@@ -271,7 +307,7 @@ class UplinkTests(UplinkCase):
         self.assertTrue(self.uplink.linked)
         self.uplink.send(testing.report(seq=2))
         self.pump.flush()
-        self.assertEqual(second.reports, [testing.report(seq=2)])
+        self.assertEqual(seqs(second.reports), [1, 2])
 
     def test_backoff(self):
         """
@@ -355,7 +391,7 @@ class FailoverTests(UplinkCase):
         self.assertEqual((self.uplink.links, self.uplink.failovers), (2, 1))
         self.uplink.send(testing.report(seq=5))
         self.flush()
-        self.assertEqual(b.reports, [testing.report(seq=5)])
+        self.assertEqual(seqs(b.reports), [5])
 
     def test_refused_connection_moves_on(self):
         self.refuse()
@@ -422,11 +458,13 @@ class FailoverTests(UplinkCase):
         self.reactor.advance(0.01)
         self.flush()
         self.assertFalse(self.uplink.linked)
-        self.assertEqual((self.uplink.links_timed_out, self.uplink.reports_failed), (1, 1))
+        self.assertEqual((self.uplink.links_timed_out, self.uplink.delivery.reports_failed),
+                         (1, 1))
         self.reactor.advance(0.25)
         self.assertEqual(self.hosts(), ["10.0.0.1", "10.0.0.2"])
-        self.accept(named("hub-b"))
+        b = self.accept(named("hub-b"))
         self.assertEqual(self.uplink.failovers, 1)
+        self.assertEqual(seqs(b.reports), [1])  # sent again
 
     def test_alert_timeout(self):
         a = self.accept(named("hub-a"))
@@ -505,7 +543,7 @@ class FailbackTests(UplinkCase):
         self.assertEqual(self.links_made, [0.25, 60.25])
         self.uplink.send(testing.report(seq=7))
         self.flush()
-        self.assertEqual((a.reports, self.b.reports), ([testing.report(seq=7)], []))
+        self.assertEqual((seqs(a.reports), self.b.reports), ([7], []))
         # Linked to the first hub: no more tries, no reconnection pending.
         self.assertEqual(self.reactor.getDelayedCalls(), [])
 
@@ -626,6 +664,244 @@ class ReportOnLinkTests(UplinkCase):
         self.reactor.advance(0.01)
         self.flush()
         self.assertEqual([(r.seq, r.ts) for r in b.reports], [(2, 1.25), (3, 2.25)])
+
+    def test_reports_carry_delivery(self):
+        """
+        The agent's reports carry its spool's counters: three made with no
+        hub linked wait in the spool; the report made when a hub accepts
+        the agent shows them waiting, the next one shows them acknowledged.
+        """
+        self.refuse()
+        self.reactor.advance(0.25)
+        self.refuse()
+        for _ in range(3):
+            self.reactor.advance(1.0)
+        self.assertEqual(self.uplink.delivery.reports_unsent, 3)
+        hub = self.accept(named("hub-a"))
+        self.flush()
+        self.assertEqual(seqs(hub.reports), [1, 2, 3, 4])
+        waiting = hub.reports[3].delivery
+        self.assertEqual((waiting.spool_records, waiting.oldest_ts, waiting.acked),
+                         (3, hub.reports[0].ts, 0))
+        self.reactor.advance(1.0)
+        self.flush()
+        after = hub.reports[4].delivery
+        self.assertEqual((after.spool_records, after.acked, after.spool_bytes), (0, 4, 0))
+        self.assertEqual(after, DeliveryStats(spool_max_bytes=MEMORY_MAX_BYTES, acked=4))
+
+
+class HoldingHub(FakeHub):
+    """
+    A hub that holds every report's answer in C{held} until the test fires
+    it.
+    """
+
+    def __init__(self, name: str = "hub-a"):
+        FakeHub.__init__(self)
+        self.hello_answer = {"hub": name}
+        self.held: list[Deferred] = []
+
+    @Report.responder
+    def report(self, report):
+        self.reports.append(report)
+        d = Deferred()
+        self.held.append(d)
+        return d
+
+    def answer(self, count: int = 1):
+        for _ in range(count):
+            self.held.pop(0).callback({"accepted": True})
+
+
+class DeliveryTests(UplinkCase):
+    """
+    Every report and alert is kept until a hub answers it: spooled while
+    no hub is linked, replayed in order on the next link alongside live
+    reports, sent again after a lost answer or a history error.
+    """
+
+    hubs = (HUB_A, HUB_B)
+
+    def spool(self) -> Spool:
+        return self.uplink.delivery.spool
+
+    def test_backlog_in_order_with_live_reports(self):
+        """
+        Twenty reports made with no hub linked go oldest first, eight calls
+        in flight at most; a report made meanwhile goes at once.
+        """
+        for seq in range(1, 21):
+            self.uplink.send(testing.report(seq=seq))
+        hub = self.accept(HoldingHub())
+        self.flush()
+        self.assertEqual(seqs(hub.reports), list(range(1, 9)))
+        self.uplink.send(testing.report(seq=21))
+        self.flush()
+        self.assertEqual(seqs(hub.reports), list(range(1, 9)) + [21])
+        hub.answer(2)
+        self.flush()
+        self.assertEqual(seqs(hub.reports), list(range(1, 9)) + [21, 9, 10])
+        while hub.held:
+            hub.answer()
+            self.flush()
+        self.assertEqual(sorted(seqs(hub.reports)), list(range(1, 22)))
+        self.assertEqual(seqs(hub.reports)[11:], list(range(11, 21)))
+        self.assertEqual((len(self.spool()), self.spool().acked), (0, 21))
+
+    def test_lost_answer_sent_again(self):
+        """
+        A report whose answer was lost with the link goes again, first, on
+        the next link (hub B); its answer there takes it out of the spool.
+        """
+        a = self.accept(HoldingHub("hub-a"))
+        self.uplink.send(testing.report(seq=1))
+        self.flush()
+        self.assertEqual(seqs(a.reports), [1])
+        self.drop(a)
+        self.uplink.send(testing.report(seq=2))
+        self.reactor.advance(0.25)
+        b = self.accept(named("hub-b"))
+        self.flush()
+        self.assertEqual(seqs(b.reports), [1, 2])
+        self.assertEqual((len(self.spool()), self.spool().replayed), (0, 1))
+
+    def test_history_error_retried_after_delay(self):
+        """
+        A C{HISTORY_ERROR} answer keeps the report; it goes again after the
+        backoff delay (0.75 s to 1.75 s), not at once, and the backlog waits
+        meanwhile; the link stays up.
+        """
+        hub = self.accept()
+        hub.report_answer = HistoryError("the history's write queue is full")
+        self.uplink.send(testing.report(seq=1))
+        self.flush()
+        self.assertEqual((seqs(hub.reports), len(self.spool())), ([1], 1))
+        self.assertEqual(self.uplink.delivery.hub_errors, 1)
+        self.reactor.advance(0.74)
+        self.flush()
+        self.assertEqual(seqs(hub.reports), [1])
+        hub.report_answer = {"accepted": True}
+        self.reactor.advance(1.01)
+        self.flush()
+        self.assertEqual(seqs(hub.reports), [1, 1])
+        self.assertEqual(len(self.spool()), 0)
+        self.assertTrue(self.uplink.linked)
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_history_errors_back_off(self):
+        """
+        Errors in a row wait longer each time (the failover backoff).
+        """
+        hub = self.accept()
+        hub.report_answer = HistoryError("disk I/O error")
+        self.uplink.send(testing.report(seq=1))
+        self.flush()
+        waits = []
+        for _ in range(3):
+            (pause,) = self.reactor.getDelayedCalls()
+            waits.append(pause.getTime() - self.reactor.seconds())
+            self.reactor.advance(waits[-1])
+            self.flush()
+        self.assertEqual(len(hub.reports), 4)
+        for wait, low in zip(waits, [0.75, 1.125, 1.6875]):
+            self.assertTrue(low <= wait < low + 1, waits)
+        hub.report_answer = {"accepted": True}
+        self.reactor.advance(10)
+        self.flush()
+        self.assertEqual(len(self.spool()), 0)
+
+    def test_accepted_false_is_an_ack(self):
+        """
+        A hub that already had the report answers C{accepted} False: that
+        too means written; it leaves the spool.
+        """
+        hub = self.accept()
+        hub.report_answer = {"accepted": False}
+        self.uplink.send(testing.report(seq=1))
+        self.flush()
+        self.assertEqual((len(self.spool()), self.spool().acked), (0, 1))
+
+    def test_alerts_spooled_and_replayed(self):
+        self.uplink.send_alert(testing.alert(seq=1))
+        self.uplink.send(testing.report(seq=1))
+        self.uplink.send_alert(testing.alert(seq=1, revision=1))
+        hub = self.accept()
+        self.flush()
+        self.assertEqual([(a.seq, a.revision) for a in hub.alerts], [(1, 0), (1, 1)])
+        self.assertEqual(seqs(hub.reports), [1])
+        self.assertEqual(len(self.spool()), 0)
+
+    def test_in_flight_at_failback_goes_on_the_new_link(self):
+        """
+        Reports in flight on B when the agent moves back to A go to A once
+        B's link closes without their answers.
+        """
+        self.refuse()
+        self.reactor.advance(0.25)
+        b = self.accept(HoldingHub("hub-b"))
+        self.uplink.send(testing.report(seq=1))
+        self.flush()
+        self.reactor.advance(60)
+        a = self.accept(named("hub-a"))
+        self.flush()
+        self.assertEqual(self.uplink.hub_name, "hub-a")
+        self.assertEqual((seqs(b.reports), seqs(a.reports)), ([1], [1]))
+        self.assertEqual(len(self.spool()), 0)
+
+    def test_report_carries_delivery(self):
+        """
+        Each report carries the spool's counters as they were when it was
+        made.
+        """
+        self.uplink.send(testing.report(seq=1))
+        self.uplink.send(testing.report(seq=2))
+        hub = self.accept()
+        self.flush()
+        self.uplink.send(testing.report(seq=3))
+        self.flush()
+        first, second, third = (r.delivery for r in hub.reports)
+        self.assertEqual((first.spool_records, second.spool_records, third.spool_records),
+                         (0, 1, 0))
+        self.assertEqual((third.acked, third.spool_max_bytes, third.spool_on_disk),
+                         (2, MEMORY_MAX_BYTES, False))
+        self.assertEqual(second.oldest_ts, testing.report(seq=1).ts)
+
+
+class DiskDeliveryTests(UplinkCase):
+    """
+    With a spool directory, what one run could not deliver goes with the
+    next run.
+    """
+
+    def setUp(self):
+        self.directory = self.mktemp()
+        UplinkCase.setUp(self)
+
+    def make_uplink(self):
+        return Uplink(self.hubs, self.reactor, hello, failback=self.failback,
+                      spool=Spool(self.directory, self.reactor))
+
+    def test_restart_replays(self):
+        self.uplink.send(testing.report(seq=1))
+        self.uplink.send_alert(testing.alert(seq=1))
+        self.successResultOf(self.uplink.stopService())
+        self.uplink = self.make_uplink()
+        self.uplink.startService()
+        self.uplink.send(testing.report(seq=2, epoch=EPOCH + 1))
+        hub = self.accept()
+        self.flush()
+        self.assertEqual([(r.epoch, r.seq) for r in hub.reports],
+                         [(EPOCH, 1), (EPOCH + 1, 2)])
+        self.assertEqual(hub.alerts, [testing.alert(seq=1)])
+        spool = self.uplink.delivery.spool
+        self.assertEqual((len(spool), spool.replayed, spool.acked), (0, 2, 3))
+
+    def test_locked(self):
+        """
+        A second agent on the same spool cannot start.
+        """
+        from loopy.errors import SpoolError
+        self.assertRaises(SpoolError, self.make_uplink().startService)
 
 
 class CaptureStub:

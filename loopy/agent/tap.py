@@ -24,6 +24,28 @@ from loopy.options import (
 
 
 CAPTURE_METHODS = ("ring", "socket")
+#: Octets per unit suffix of C{--spool-size} (binary: K is 1,024).
+SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
+#: The smallest C{--spool-size}.
+SPOOL_MIN_BYTES = 1024**2
+
+
+def spool_size(value: str) -> int:
+    """
+    A C{--spool-size}: octets, or a number with a suffix K, M or G (KiB,
+    MiB, GiB); at least L{SPOOL_MIN_BYTES}.
+
+    :raises ValueError: otherwise.
+    """
+    text = value.strip().upper().removesuffix("B").removesuffix("I")
+    unit = text[-1:] if text[-1:] in SIZE_UNITS else ""
+    try:
+        octets = int(float(text[:len(text) - len(unit)]) * SIZE_UNITS[unit])
+    except (ValueError, OverflowError):
+        raise ValueError("must be a size in octets, or with a suffix K, M or G") from None
+    if octets < SPOOL_MIN_BYTES:
+        raise ValueError("must be at least 1M")
+    return octets
 
 
 def capture_method(value: str) -> str:
@@ -85,6 +107,14 @@ class Options(HubListOptions):
          "Comma-separated analysers to run [default: every plugin found]."],
         ["pcap", None, None,
          "Replay this pcap or pcapng file instead of capturing live."],
+        ["spool", None, None,
+         "Keep the reports and alerts no hub has acknowledged yet in this "
+         "directory, so they survive a restart [default: in memory, lost when the "
+         "agent stops]. One directory per agent."],
+        ["spool-size", None, None,
+         "Most octets the spool may take; past it the oldest reports are dropped "
+         "first, alerts last (suffixes K, M, G) [default: 256M with --spool, 64M "
+         "in memory].", spool_size],
         ["detect-config", None, None,
          "The detectors' thresholds and allow-lists, a TOML file "
          "(docs/detectors/README.md) [default: the documented defaults]."],
@@ -125,6 +155,10 @@ class Options(HubListOptions):
         if self["analysers"] is not None:
             self["analysers"] = [a.strip() for a in self["analysers"].split(",") if a.strip()]
         self["agent-id"] = self["agent-id"] or socket.gethostname()
+        if self["spool"] is not None:
+            self["spool"] = os.path.abspath(self["spool"])
+            if os.path.exists(self["spool"]) and not os.path.isdir(self["spool"]):
+                raise usage.UsageError(f"--spool {self['spool']}: not a directory")
         self["detect"] = self._detect_settings()
 
     def _detect_settings(self):
@@ -194,8 +228,10 @@ def analyser_config(options: Options) -> AnalyserConfig:
 def makeService(options: Options, reactor=None):
     """
     Assemble the agent: capture (live sockets, or a capture file with
-    C{--pcap}) → monitor → report loop → uplink (which asks the loop for a
-    report at once on every new hub link).  Starts nothing.
+    C{--pcap}) → monitor → report loop → uplink (which spools every record,
+    in C{--spool} or in memory, until a hub acknowledges it, and asks the
+    loop for a report at once on every new hub link).  Starts nothing: the
+    spool directory is locked and read when the uplink starts.
 
     :raises usage.UsageError: if an analyser plugin is missing.
     """
@@ -206,6 +242,7 @@ def makeService(options: Options, reactor=None):
     from loopy.agent.monitor import Monitor
     from loopy.agent.ring import MIB
     from loopy.agent.service import CaptureConfig, CaptureService, PcapSource, ReportLoop
+    from loopy.agent.spool import Spool
     from loopy.agent.uplink import Uplink
     from loopy.detect.alerts import AlertBook
 
@@ -246,6 +283,7 @@ def makeService(options: Options, reactor=None):
         lambda: {"agent_id": options["agent-id"], "hostname": hostname, "epoch": epoch},
         hub_timeout=options["hub-timeout"],
         failback=options["failback"],
+        spool=Spool(options["spool"], reactor, options["spool-size"]),
     )
     book.emit = uplink.send_alert
     capture.setServiceParent(top)

@@ -3,7 +3,9 @@
 The agent's link to a hub of its failover list: an AMP client kept connected
 by L{ClientService} over a L{FailoverEndpoint}, that introduces the agent
 (L{AgentHello}) and then carries its reports (L{Report}) and, the moment
-they are raised, updated or ended, its alerts (L{SendAlert}).
+they are raised, updated or ended, its alerts (L{SendAlert}).  Every record
+is kept in the agent's spool until a hub acknowledges it
+(L{loopy.agent.delivery}, L{loopy.agent.spool}).
 
 The agent is linked to one hub at a time.  It moves to the next hub of the
 list when an attempt fails, a hub refuses its hello, the link is lost, or a
@@ -24,10 +26,11 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
 from loopy import __version__
-from loopy.errors import WireError
+from loopy.agent.delivery import Delivery
+from loopy.agent.spool import Spool
 from loopy.failover import CONNECT_TIMEOUT, FailoverEndpoint, cancelled
 from loopy.model import AgentReport, Alert
-from loopy.wire import AgentHello, BoundedAMP, Report, SendAlert
+from loopy.wire import AgentHello, BoundedAMP
 
 log = Logger()
 
@@ -99,11 +102,9 @@ class AgentLink(BoundedAMP):
 
 class Uplink(Service):
     """
-    Keeps a link to one hub of an ordered list and sends reports over it.
-
-    Reports made while no hub is linked are not kept (counted in
-    C{reports_unsent}); the spool that keeps them is a later step of the
-    design (ARCHITECTURE.md decision 9).
+    Keeps a link to one hub of an ordered list and delivers the agent's
+    reports and alerts over it (L{Delivery}: spooled first, sent at once if
+    linked, the backlog sent on each new link).
 
     :ivar endpoints: the hubs' client endpoint strings, in order.
     :ivar hub_name: the name of the hub linked last (None before).
@@ -115,17 +116,8 @@ class Uplink(Service):
     :ivar failbacks: moves back to a hub earlier in the list.
     :ivar links_timed_out: links and failback tries aborted because a call
         went unanswered for C{hub_timeout} seconds.
-    :ivar reports_sent: reports handed to a link.
-    :ivar reports_acked: reports the hub answered.
-    :ivar reports_unsent: reports made while no hub was linked.
-    :ivar reports_failed: reports whose call failed (link lost, hub error).
-    :ivar alerts_sent: alert revisions handed to a link.
-    :ivar alerts_acked: alert revisions the hub answered.
-    :ivar alerts_unsent: alert revisions made while no hub was linked (the
-        alert's newest revision still reaches the hub in the reports after
-        the link comes back, while the alert is active or ended less than
-        the alert book's linger ago).
-    :ivar alerts_failed: alert revisions whose call failed.
+    :ivar delivery: the L{Delivery}, with the counters of reports and
+        alerts sent, acknowledged, spooled while unlinked and failed.
     :ivar on_link: called with no argument each time a hub accepts the
         agent (the report loop's L{report_now
         <loopy.agent.service.ReportLoop.report_now>}), or None.
@@ -134,7 +126,8 @@ class Uplink(Service):
     def __init__(self, endpoints: Union[str, Sequence[str]], reactor,
                  hello: Callable[[], dict], *, hub_timeout: float = HUB_TIMEOUT,
                  failback: float = FAILBACK, connect_timeout: float = CONNECT_TIMEOUT,
-                 on_link: Optional[Callable[[], object]] = None):
+                 on_link: Optional[Callable[[], object]] = None,
+                 spool: Optional[Spool] = None):
         """
         :param endpoints: the hubs' client endpoint strings
             (``tcp:HOST:PORT``), in order of preference; or one string.
@@ -146,6 +139,10 @@ class Uplink(Service):
         :param failback: seconds between tries of the hubs before the
             linked one; 0 for never.
         :param connect_timeout: seconds a connection attempt may take.
+        :param spool: where records wait for acknowledgement [default: a
+            memory spool of the default size]; opened when the service
+            starts (L{Spool.open} raises L{loopy.errors.SpoolError}) and
+            closed when it has stopped.
         """
         if isinstance(endpoints, str):
             endpoints = (endpoints,)
@@ -168,11 +165,8 @@ class Uplink(Service):
         self.hub_name: Optional[str] = None
         self.hub_endpoint: Optional[str] = None
         self.links = self.failovers = self.failbacks = self.links_timed_out = 0
-        self.reports_sent = self.reports_acked = 0
-        self.reports_unsent = self.reports_failed = 0
-        self.alerts_sent = self.alerts_acked = 0
-        self.alerts_unsent = self.alerts_failed = 0
-        self._unsent_logged = 0
+        self.delivery = Delivery(spool if spool is not None else Spool(None, reactor),
+                                 reactor)
         self._waiting_link: list[Deferred] = []
         self._client = ClientService(
             self._failover,
@@ -182,17 +176,23 @@ class Uplink(Service):
         )
 
     def startService(self):
+        self.delivery.spool.open()
         Service.startService(self)
         self._client.startService()
 
     def stopService(self):
         Service.stopService(self)
         self._stop_failback()
+        self.delivery.stop()  # its pause timer
         stopping = [self._client.stopService()]
         if self._adopted and self._link is not None:
             stopping.append(self._link.when_lost())
             self._link.hang_up("the agent is stopping")
-        return gatherResults(stopping).addCallback(lambda _: None)
+
+        def stopped(_):
+            self.delivery.spool.close()
+
+        return gatherResults(stopping).addCallback(stopped)
 
     @property
     def linked(self) -> bool:
@@ -253,13 +253,9 @@ class Uplink(Service):
                 log.warn("moved to hub {hub} at {endpoint} (link {link}); left "
                          "{previous}: {why}", hub=self.hub_name, endpoint=link.endpoint,
                          link=self.links, previous=previous, why=self._why)
-        if self.reports_unsent > self._unsent_logged:
-            log.warn("{count} reports made while no hub was linked were dropped "
-                     "({total} since start)",
-                     count=self.reports_unsent - self._unsent_logged,
-                     total=self.reports_unsent)
-            self._unsent_logged = self.reports_unsent
         self._schedule_failback()
+        self.delivery.linked(lambda command, **arguments:
+                             self._remote(link, command, **arguments))
         if self.on_link is not None:
             try:
                 self.on_link()
@@ -276,6 +272,7 @@ class Uplink(Service):
         if link is not self._link:
             return  # the link left by a failback
         self._link = None
+        self.delivery.unlinked()
         self._failover.lost()
         self._why = link.why or f"link lost ({reason.getErrorMessage()})"
         self._stop_failback()
@@ -393,51 +390,19 @@ class Uplink(Service):
 
     def send(self, report: AgentReport) -> Deferred:
         """
-        Send a report if a hub is linked; count it as unsent otherwise.
+        Deliver a report: stamp it with the spool's counters, spool it, and
+        send it at once if a hub is linked (L{Delivery.submit}).
 
         :returns: a Deferred that fires (never fails) once the hub answered
-            or the call failed; at once if the report was not sent.
+            or the call failed; at once if the report was not sent now.
         """
-        return self._call("reports", f"report {report.seq}", Report, report=report)
+        return self.delivery.submit(report)
 
     def send_alert(self, alert: Alert) -> Deferred:
         """
-        Send one alert revision at once if a hub is linked; count it as
-        unsent otherwise.
+        Deliver one alert revision: spool it and send it at once if a hub
+        is linked (L{Delivery.submit}).
 
-        :returns: a Deferred that fires (never fails) once the hub answered
-            or the call failed; at once if the alert was not sent.
+        :returns: as L{send}.
         """
-        return self._call("alerts", f"alert {alert.seq} revision {alert.revision}",
-                          SendAlert, alert=alert)
-
-    def _call(self, counters: str, what: str, command, **arguments) -> Deferred:
-        """
-        Call C{command} on the link, counting in C{counters}_sent, _acked,
-        _unsent and _failed.
-
-        :param what: names the record in log lines.
-        """
-        def count(outcome):
-            name = f"{counters}_{outcome}"
-            setattr(self, name, getattr(self, name) + 1)
-
-        if not self.linked:
-            count("unsent")
-            return succeed(None)
-        try:
-            d = self._remote(self._link, command, **arguments)
-        except WireError as e:
-            # Encoding happens at once: a record past MAX_RECORD_BYTES.
-            count("failed")
-            log.error("{what} cannot be sent: {error}", what=what, error=e)
-            return succeed(None)
-        count("sent")
-
-        def failed(failure):
-            count("failed")
-            log.warn("{what} not accepted: {error}", what=what,
-                     error=failure.getErrorMessage())
-
-        d.addCallbacks(lambda _answer: count("acked"), failed)
-        return d
+        return self.delivery.submit(alert)
