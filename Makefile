@@ -17,9 +17,10 @@ BENCH_DIR := build/bench
 BENCH_ARGS ?=
 BENCH_DETECT_ARGS ?=
 BENCH_MESH_ARGS ?=
+BENCH_HISTORY_ARGS ?=
 SOURCES := pyproject.toml $(shell find loopy twisted -name '*.py' 2>/dev/null)
 
-.PHONY: run test setup debs-run debs-test bench bench-detect bench-mesh debs-bench clean
+.PHONY: run test setup debs-run debs-test bench bench-detect bench-mesh bench-history debs-bench clean
 
 run: debs-run setup
 	$(BIN)/loopy-local
@@ -43,6 +44,12 @@ bench-detect: debs-test setup
 # hub CPU (bench/README.md), about 1.5 minutes; needs no root.
 bench-mesh: setup
 	$(BIN)/python bench/mesh $(BENCH_MESH_ARGS)
+
+# The hub's SQLite history: write throughput, CPU at 500 agents x 1 report/s, database
+# size per agent per day, against a compressed JSON-lines log (bench/README.md); about
+# 1.5 minutes, needs no root.
+bench-history: setup
+	$(BIN)/python bench/history $(BENCH_HISTORY_ARGS)
 
 setup: $(VENV)/.installed
 

@@ -5,7 +5,8 @@ loopback and an agent on every interface (``twistd`` processes), attaches the
 terminal UI, and stops both when the UI exits.
 
 Files: ``DATA/hub.log``, ``DATA/agent.log`` and ``DATA/agent.err`` (the
-agent's start-up errors), where DATA is ``--data``
+agent's start-up errors), the hub's history ``DATA/hub/history.sqlite``
+and the agent's spool ``DATA/spool/``, where DATA is ``--data``
 (default ``$XDG_DATA_HOME/loopy``, else ``~/.local/share/loopy``).
 """
 
@@ -24,18 +25,7 @@ from typing import Optional
 from twisted.python import usage
 
 from loopy import DEFAULT_HUB_PORT
-from loopy.options import LoopyOptions, parse_command_line
-
-
-def default_data_dir() -> Path:
-    """
-    ``$XDG_DATA_HOME/loopy``, else ``~/.local/share/loopy`` (XDG Base
-    Directory Specification).
-    """
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(
-        os.path.expanduser("~"), ".local", "share"
-    )
-    return Path(base) / "loopy"
+from loopy.options import LoopyOptions, default_data_dir, parse_command_line
 
 
 class Options(LoopyOptions):
@@ -49,7 +39,9 @@ class Options(LoopyOptions):
         ["port", None, DEFAULT_HUB_PORT, "The hub's TCP port on 127.0.0.1.", int],
         ["interface", None, "any", "Interface to capture on."],
         ["filter", None, None, "tcpdump expression: capture only matching traffic."],
-        ["data", None, None, "Directory for logs [default: $XDG_DATA_HOME/loopy]."],
+        ["data", None, None,
+         "Directory for logs, the history and the spool [default: "
+         "$XDG_DATA_HOME/loopy]."],
         ["detect-config", None, None,
          "The detectors' settings file (TOML) for the agent [default: the defaults]."],
     ]
@@ -151,7 +143,8 @@ def main(argv=None) -> int:
     try:
         hub = subprocess.Popen(
             [twistd, "-n", "--pidfile=", f"--logfile={data / 'hub.log'}",
-             "loopy-hub", "--listen", f"tcp:{port}:interface=127.0.0.1"],
+             "loopy-hub", "--listen", f"tcp:{port}:interface=127.0.0.1",
+             "--data", str(data / "hub")],
             stdin=subprocess.DEVNULL,
         )
         if not wait_for_port(port, hub, time.monotonic() + 20):
@@ -159,7 +152,7 @@ def main(argv=None) -> int:
             return 1
         agent_args = [twistd, "-n", "--pidfile=", f"--logfile={data / 'agent.log'}",
                       "loopy-agent", "--hub", f"127.0.0.1:{port}",
-                      "--interface", options["interface"]]
+                      "--interface", options["interface"], "--spool", str(data / "spool")]
         if options["filter"]:
             agent_args += ["--filter", options["filter"]]
         if options["detect-config"]:

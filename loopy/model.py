@@ -733,6 +733,9 @@ class AgentSummary:
     """
     The fleet screen's line for one agent, derived by the hub from the
     agent's newest report.
+
+    :ivar spool_dropped: reports and alerts the agent's spool dropped at
+        its bound (L{DeliveryStats}), cumulative over the spool's life.
     """
 
     pps_in: float = 0.0
@@ -748,6 +751,7 @@ class AgentSummary:
     drop_ratio: float = 0.0
     cpu_percent: float = 0.0
     rss_bytes: int = 0
+    spool_dropped: int = 0
 
 
 @frozen
@@ -827,6 +831,8 @@ class HubInfo:
     :ivar history_bytes: the history database's size on disk, octets.
     :ivar history_commit_p99: the 99th percentile of commit times over the
         last minute, seconds.
+    :ivar history_synced: history rows this hub caught up from peers
+        (L{loopy.hub.historysync}), cumulative.
     """
 
     name: str
@@ -856,6 +862,7 @@ class HubInfo:
     history_errors: int = 0
     history_bytes: int = 0
     history_commit_p99: float = 0.0
+    history_synced: int = 0
 
 
 #: A hub's state as another hub (and its UIs) see it: the hub itself, a hub
@@ -919,7 +926,7 @@ def summarize(report: AgentReport) -> AgentSummary:
     :param report: the agent's newest report.
     :returns: the summary; zeros for analysers the report lacks.
     """
-    return _summary(report.analysers, report.capture)
+    return _summary(report.analysers, report.capture, report.delivery)
 
 
 def summarize_value(value: Mapping[str, Any]) -> AgentSummary:
@@ -930,11 +937,13 @@ def summarize_value(value: Mapping[str, Any]) -> AgentSummary:
     """
     analysers = value.get("analysers")
     capture = value.get("capture")
+    delivery = value.get("delivery")
     return _summary(analysers if isinstance(analysers, Mapping) else {},
-                    capture if isinstance(capture, Mapping) else {})
+                    capture if isinstance(capture, Mapping) else {},
+                    delivery if isinstance(delivery, Mapping) else {})
 
 
-def _summary(analysers: Mapping[str, Any], capture: Any) -> AgentSummary:
+def _summary(analysers: Mapping[str, Any], capture: Any, delivery: Any) -> AgentSummary:
     ip = analysers.get("ip")
     tcp = analysers.get("tcp")
     dns = analysers.get("dns")
@@ -952,6 +961,8 @@ def _summary(analysers: Mapping[str, Any], capture: Any) -> AgentSummary:
         drop_ratio=_number(capture, "drop_ratio", float),
         cpu_percent=_number(capture, "cpu_percent", float),
         rss_bytes=_number(capture, "rss_bytes", int),
+        spool_dropped=(_number(delivery, "reports_dropped", int)
+                       + _number(delivery, "alerts_dropped", int)),
     )
 
 

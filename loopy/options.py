@@ -6,7 +6,9 @@ and a ``--version`` that reports Loopy's version.
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 
 from twisted.python import usage
 
@@ -138,3 +140,14 @@ class HubListOptions(LoopyOptions):
 
     def postOptions(self):
         self["hubs"] = tuple(self["hubs"]) or (hub_option(self.default_hub),)
+
+
+def default_data_dir() -> Path:
+    """
+    Where Loopy keeps its files by default: ``$XDG_DATA_HOME/loopy``, else
+    ``~/.local/share/loopy`` (XDG Base Directory Specification).
+    """
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "share"
+    )
+    return Path(base) / "loopy"

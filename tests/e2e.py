@@ -122,9 +122,10 @@ class Processes:
             self.stop(name)
 
     def start_hub(self, name: str, port: int, *extra: str) -> subprocess.Popen:
+        data = [] if "--data" in extra else ["--data", str(self.directory / f"{name}.data")]
         return self.start(name, [
             program("twistd"), "-n", "--pidfile=", "loopy-hub",
-            "--listen", f"tcp:{port}:interface=127.0.0.1", "--name", name, *extra,
+            "--listen", f"tcp:{port}:interface=127.0.0.1", "--name", name, *data, *extra,
         ])
 
     def start_agent(self, name: str, hub_port: int, *extra: str) -> subprocess.Popen:

@@ -8,6 +8,9 @@ and hubs restarted (a new Hub with a new epoch, its state gone).
 
 from __future__ import annotations
 
+import os
+from typing import Optional
+
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.test.iosim import FakeTransport, connect
@@ -15,6 +18,8 @@ from twisted.test.iosim import FakeTransport, connect
 from attrs import evolve
 
 from loopy import __version__, testing
+from loopy.hub import sqlhistory
+from loopy.hub.history import parse_tiers
 from loopy.hub.server import Hub, HubProtocol
 from loopy.wire import AgentHello, BoundedAMP, Report, SendAlert
 
@@ -90,7 +95,15 @@ class MeshLab:
     Hubs by name, their peer links, and agents linked to them.
     """
 
-    def __init__(self, names, gossip_interval: float = 0.25, peer_timeout: float = 3.0):
+    def __init__(self, names, gossip_interval: float = 0.25, peer_timeout: float = 3.0,
+                 history: Optional[str] = None):
+        """
+        :param history: a directory: each hub keeps its history in a real
+            SQLite file under it (``DIR/NAME``, kept across restarts), with
+            transactions run at once (L{sqlhistory.open_sync}), and runs its
+            history catch-up from peers.
+        """
+        self.history = history
         self.clock = Clock()
         self.clock.advance(testing.T0)
         self.gossip_interval, self.peer_timeout = gossip_interval, peer_timeout
@@ -102,12 +115,19 @@ class MeshLab:
             self.start_hub(name)
 
     def start_hub(self, name: str) -> Hub:
+        history = None
+        if self.history is not None:
+            history = sqlhistory.open_sync(os.path.join(self.history, name), name,
+                                           parse_tiers("1s:1h,1m:1d"), self.clock)
         hub = Hub(name, f"tcp:{name}:7420", self.clock, stale_after=3.0,
                   gossip_interval=self.gossip_interval, peer_timeout=self.peer_timeout,
-                  epoch=EPOCH + int(self.clock.seconds() * 1000) + self.restarts)
+                  epoch=EPOCH + int(self.clock.seconds() * 1000) + self.restarts,
+                  history=history)
         self.restarts += 1
         hub.doStart()
         hub.peers.startService()
+        if history is not None:
+            hub.syncer.startService()
         self.hubs[name] = hub
         return hub
 
@@ -125,6 +145,9 @@ class MeshLab:
                 link.close()
         hub.peers.stopService()
         hub.doStop()
+        if hub.history is not None:
+            hub.syncer.stopService()
+            hub.history.close()
 
     def _drop(self, link: Link) -> None:
         link.close()

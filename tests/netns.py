@@ -427,7 +427,7 @@ class Loopy:
         lab, v = self.lab, self.lab.victim
         lab.start(v, "hub", [program("twistd"), "-n", "--pidfile=", "loopy-hub",
                              "--listen", f"tcp:{HUB_PORT}:interface=127.0.0.1",
-                             "--name", "hub"])
+                             "--name", "hub", "--data", str(lab.directory / "hub.data")])
         lab.start(v, AGENT_ID, [program("twistd"), "-n", "--pidfile=", "loopy-agent",
                                 "-i", v.iface, "--hub", f"127.0.0.1:{HUB_PORT}",
                                 "--detect-config", str(self.config_path),

@@ -122,7 +122,7 @@ class MeshTests(unittest.SynchronousTestCase):
         self.lab.start(self.hosts[name], name, [
             program("twistd"), "-n", "--pidfile=", "loopy-hub",
             "--listen", f"tcp:{HUB_PORT}:interface={self.hosts[name].address}",
-            "--name", name, *peers,
+            "--name", name, *peers, "--data", str(self.lab.directory / f"{name}.data"),
             "--gossip-interval", str(GOSSIP_INTERVAL), "--peer-timeout", str(PEER_TIMEOUT)])
         self.dead.discard(name)
 

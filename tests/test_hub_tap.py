@@ -4,6 +4,7 @@ Tests for L{loopy.hub.tap}: the hub's options and composition root.
 
 from __future__ import annotations
 
+import os
 import socket
 
 from twisted.application.internet import StreamServerEndpointService
@@ -15,7 +16,8 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
-from loopy.hub import tap
+from loopy.hub import sqlhistory, tap
+from loopy.hub.historysync import HistoryKeeper
 from loopy import testing
 from loopy.hub.server import Hub
 
@@ -76,14 +78,43 @@ class OptionsTests(testing.OptionsTestMixin, SynchronousTestCase):
         --advertise is checked as a hub address and becomes the endpoint
         the hub gives; without it the hub gives its --listen string.
         """
-        options = parse("--listen", "tcp:7500", "--advertise", "hub-a.example.net")
+        self.patch(sqlhistory, "open_history", sqlhistory.open_sync)
+        data = ("--data", self.mktemp())
+        options = parse("--listen", "tcp:7500", "--advertise", "hub-a.example.net", *data)
         self.assertEqual(options["advertise"], "tcp:host=hub-a.example.net:port=7420")
         hub = tap.makeService(options, MemoryReactorClock()).hub
         self.assertEqual(hub.endpoint, "tcp:host=hub-a.example.net:port=7420")
-        hub = tap.makeService(parse("--listen", "tcp:7500"), MemoryReactorClock()).hub
+        hub.history.close()
+        hub = tap.makeService(parse("--listen", "tcp:7500", *data), MemoryReactorClock()).hub
+        hub.history.close()
         self.assertEqual(hub.endpoint, "tcp:7500")
         self.assertIn("bad --advertise", self.assertRaises(
             usage.UsageError, parse, "--advertise", "tcp:x").args[0])
+
+    def test_history_options(self):
+        """
+        --data defaults to a directory per hub name under the user's data
+        directory; --tiers is parsed, and a bad one is a usage error.
+        """
+        self.patch(os, "environ", {"XDG_DATA_HOME": "/srv/data"})
+        options = parse("--name", "berlin")
+        self.assertEqual(options["data"], "/srv/data/loopy/hub-berlin")
+        self.assertEqual([tier.name for tier in options["tiers"]], ["1s", "1m", "1h"])
+        self.assertEqual(options["history-top"], 10)
+        self.assertIn("bad --tiers", self.assertRaises(
+            usage.UsageError, parse, "--tiers", "1m:1h,1s:1d").args[0])
+
+    def test_unusable_data(self):
+        """
+        A --data that cannot be used stops the hub at start with a usage
+        error naming it.
+        """
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write("not a directory")
+        error = self.assertRaises(usage.UsageError, tap.makeService,
+                                  parse("--data", path), MemoryReactorClock())
+        self.assertIn(f"--data {path}", str(error))
 
     def test_peer_timeout_above_interval(self):
         self.assertUsageError(["--gossip-interval", "2", "--peer-timeout", "1"],
@@ -109,6 +140,9 @@ class MakeServiceTests(SynchronousTestCase):
     def setUp(self):
         self.reactor = MemoryReactorClock()
         self.reactor.advance(1000)
+        # The store's transactions run at once here (no thread pool).
+        self.patch(sqlhistory, "open_history", sqlhistory.open_sync)
+        self.data = self.mktemp()
 
     def test_children(self):
         """
@@ -119,10 +153,17 @@ class MakeServiceTests(SynchronousTestCase):
                         "--stale-after", "5", "--push-interval", "2", "--max-agents", "9",
                         "--peer", "10.0.0.2", "--peer", "tcp:10.0.0.3:7421",
                         "--peer", "10.0.0.2", "--gossip-interval", "0.5",
-                        "--peer-timeout", "4")
+                        "--peer-timeout", "4", "--data", self.data, "--tiers", "1s:1h,1m:1d",
+                        "--history-top", "5")
         top = tap.makeService(options, self.reactor)
         self.assertIsInstance(top, MultiService)
-        (server, peers) = top
+        (keeper, server, peers, syncer) = top
+        self.assertIsInstance(keeper, HistoryKeeper)
+        self.assertIs(syncer, top.hub.syncer)
+        self.assertIs(keeper.history, top.hub.history)
+        self.assertEqual([(t.step, t.retention) for t in top.hub.history.tiers],
+                         [(1, 3600), (60, 86400)])
+        self.assertTrue(os.path.exists(os.path.join(self.data, "history.sqlite")))
         self.assertIsInstance(server, StreamServerEndpointService)
         hub = top.hub
         self.assertIs(peers, hub.peers)
@@ -140,7 +181,8 @@ class MakeServiceTests(SynchronousTestCase):
 
     def test_start_listens(self):
         top = tap.makeService(parse("--listen", "tcp:7500:interface=10.0.0.1",
-                                    "--peer", "10.0.0.2:7501"), self.reactor)
+                                    "--peer", "10.0.0.2:7501", "--data", self.data),
+                              self.reactor)
         top.startService()
         self.assertEqual(
             [(port, factory, interface) for port, factory, _backlog, interface

@@ -520,16 +520,21 @@ def _record_kinds() -> dict[str, tuple]:
 RECORD_KINDS = _record_kinds()
 
 
-def write(store: ReplicaStore, kind: str, record: Any) -> Optional[Entry]:
+def write(store: ReplicaStore, kind: str, record: Any,
+          value: Optional[Any] = None) -> Optional[Entry]:
     """
     Write C{record} (of C{kind}'s type in L{RECORD_KINDS}) at this hub.
 
+    :param value: the record's JSON value if the caller has it already
+        (L{loopy.wire.to_json_value}).
     :returns: the entry, or None if it was not newer (see L{ReplicaStore.put}).
     """
     from loopy.wire import to_json_value
 
     _type, key_of, order_of = RECORD_KINDS[kind]
-    entry = store.put(kind, key_of(record), order_of(record), to_json_value(record))
+    if value is None:
+        value = to_json_value(record)
+    entry = store.put(kind, key_of(record), order_of(record), value)
     if entry is not None:
         entry.record = record
     return entry

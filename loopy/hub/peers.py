@@ -142,6 +142,7 @@ class PeerLinks(Service):
         self.links.setdefault(name, []).append(proto)
         if first:
             log.info("peer hub {name} ({endpoint}) linked", name=name, endpoint=endpoint)
+            self.hub.syncer.peer_linked(name)
 
     def detach(self, proto: "HubProtocol") -> None:
         """

@@ -29,14 +29,15 @@ from collections import deque
 from typing import Any, Optional
 
 from attrs import evolve
+from twisted.internet.defer import Deferred, fail, gatherResults, succeed
 from twisted.internet.protocol import Factory
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from loopy import __version__
-from loopy.errors import WireError
+from loopy.errors import HistoryError, WireError
 from loopy.hub.alerts import AlertBoard
-from loopy.hub import mesh
+from loopy.hub import historysync, mesh
 from loopy.hub.fleet import FleetState
 from loopy.hub.peers import MAX_HUBS, PeerLinks
 from loopy.model import Acknowledgement, AgentLink, AlertEntry, FleetView, HubInfo
@@ -48,11 +49,14 @@ from loopy.wire import (
     BoundedAMP,
     FleetUpdate,
     GetFleet,
+    GetHistory,
     GossipPull,
+    HistorySync,
     PeerHello,
     Report,
     SendAlert,
     Watch,
+    to_json_value,
 )
 
 log = Logger()
@@ -134,15 +138,12 @@ class HubProtocol(BoundedAMP):
             raise WireError("a report must follow AgentHello, for the same agent_id")
         for alert in report.alerts:
             self._check_alert(alert)
-        accepted = self.hub.write("report", report) is not None
-        for alert in report.alerts:
-            self.hub.merge_alert(alert)
-        return {"accepted": accepted}
+        return self.hub.take_report(report).addCallback(lambda new: {"accepted": new})
 
     @SendAlert.responder
     def send_alert(self, alert):
         self._check_alert(alert)
-        return {"accepted": self.hub.merge_alert(alert)}
+        return self.hub.merge_alert(alert).addCallback(lambda new: {"accepted": new})
 
     def _check_alert(self, alert) -> None:
         if self.agent_id is None or alert.agent_id != self.agent_id:
@@ -184,6 +185,25 @@ class HubProtocol(BoundedAMP):
             raise WireError("GossipPull must follow PeerHello")
         return {"batch": self.hub.mesh.delta(digest.watermarks)}
 
+    @HistorySync.responder
+    def history_sync(self, since, have):
+        if self.peer_name is None:
+            raise WireError("HistorySync must follow PeerHello")
+        if self.hub.history is None:
+            raise HistoryError("this hub keeps no history")
+        return historysync.answer(self.hub, since, have)
+
+    @GetHistory.responder
+    def get_history(self, query):
+        return self.hub.query_history(query)
+
+
+def _first_error(failure):
+    """
+    The first failure of a L{gatherResults} whose errors are consumed.
+    """
+    return failure.value.subFailure
+
 
 class Hub(Factory):
     """
@@ -198,13 +218,17 @@ class Hub(Factory):
         the previous one.
     :ivar protocol_errors: connections dropped for bad input.
     :ivar entries_rejected: entries from peers that did not parse (dropped).
+    :ivar history: the history store (L{loopy.hub.history.IHistoryStore}),
+        or None for a hub that keeps none (tests): then reports and alerts
+        are answered once merged.
+    :ivar syncer: history catch-up from peers (a service for the tap).
     """
 
     def __init__(self, name: str, endpoint: str, clock, stale_after: float = 3.0,
                  push_interval: float = 1.0, max_agents: int = 10000,
                  max_alerts: int = 10000, peers: tuple[str, ...] = (),
                  gossip_interval: float = 0.25, peer_timeout: float = 3.0,
-                 epoch: Optional[int] = None):
+                 epoch: Optional[int] = None, history=None):
         self.name = name
         self.endpoint = endpoint
         self.clock = clock
@@ -219,6 +243,8 @@ class Hub(Factory):
         })
         self.peers = PeerLinks(self, peers, clock, gossip_interval=gossip_interval,
                                peer_timeout=peer_timeout)
+        self.history = history
+        self.syncer = historysync.HistorySyncer(self, clock)
         self.watchers: set[HubProtocol] = set()
         self.agents_linked = 0
         self.alert_resyncs = 0
@@ -328,12 +354,16 @@ class Hub(Factory):
             self.fleet.merge(report, now)
             return
         entry = self.mesh.get("report", report.agent_id)
+        if self.history is not None:
+            self._keep(self.history.add_report(entry.value), "a peer's report")
         if self.fleet.merge_head(report.agent_id, report.hostname, report.version,
                                  report.summary, now,
                                  load=lambda: mesh.load_report(entry)):
             self._ages.append((now, now - report.ts))
 
     def _alert_written(self, alert, remote: bool) -> None:
+        if remote and self.history is not None:
+            self._keep(self.history.add_alert(alert), "a peer's alert")
         entry = self.alerts.merge(alert, self.clock.seconds())
         if entry is None:
             return
@@ -386,7 +416,23 @@ class Hub(Factory):
             entries_refused=sum(self.mesh.refused.values()) + self.mesh.origins_dropped,
             replication_age_p50=age_p50,
             replication_age_p99=age_p99,
+            **self._history_info(),
         )
+
+    def _history_info(self) -> dict:
+        if self.history is None:
+            return {}
+        stats = self.history.stats()
+        return {
+            "history_reports": stats["reports"],
+            "history_duplicates": stats["duplicates"],
+            "history_pending": stats["pending"],
+            "history_refused": stats["refused"],
+            "history_errors": stats["errors"],
+            "history_bytes": stats["bytes"],
+            "history_commit_p99": stats["commit_p99"],
+            "history_synced": self.syncer.rows,
+        }
 
     def view(self, detail=(), alerts: bool = True) -> FleetView:
         """
@@ -401,13 +447,60 @@ class Hub(Factory):
             hubs=self.peers.states(now),
         )
 
-    def merge_alert(self, alert) -> bool:
+    def take_report(self, report) -> Deferred:
+        """
+        Take one report from an agent: merge it (if it is the agent's
+        newest) and its alerts, and write it and them to the history.
+
+        :returns: a Deferred firing, once the history commit holding the
+            report and its alerts is done, with whether the report was new
+            to the history (without a history: new to the fleet state); or
+            failing with L{HistoryError}.
+        """
+        value = to_json_value(report)
+        entry = mesh.write(self.mesh, "report", report, value=value)
+        if entry is not None:
+            self._report_written(report, False)
+        alerts = [self.merge_alert(alert) for alert in report.alerts]
+        if self.history is None:
+            return succeed(entry is not None)
+        written = [self.history.add_report(value)] + alerts
+        d = gatherResults(written, consumeErrors=True)
+        d.addCallbacks(lambda results: results[0], _first_error)
+        return d
+
+    def merge_alert(self, alert) -> Deferred:
         """
         Take one alert revision from an agent.
 
-        :returns: whether it was new.
+        :returns: a Deferred firing, once the revision is committed to the
+            history, with whether it was new (without a history: new to
+            the alert board); or failing with L{HistoryError}.
         """
-        return self.write("alert", alert) is not None
+        new = self.write("alert", alert) is not None
+        if self.history is None:
+            return succeed(new)
+        return self.history.add_alert(alert)
+
+    def query_history(self, query) -> Deferred:
+        """
+        Answer a UI's L{GetHistory}.
+
+        :returns: a Deferred firing with ``{"history": History}``, or
+            failing with L{HistoryError}.
+        """
+        if self.history is None:
+            return fail(HistoryError("this hub keeps no history"))
+        d = self.history.query(query, self.clock.seconds())
+        return d.addCallback(lambda history: {"history": history})
+
+    def _keep(self, d: Deferred, what: str) -> None:
+        """
+        Log a failed history write of C{what} that no agent waits for (the
+        store counts it).
+        """
+        d.addErrback(lambda f: log.warn("writing {what} to the history failed: {error}",
+                                        what=what, error=f.getErrorMessage()))
 
     def acknowledge_alert(self, key: tuple, by: str) -> bool:
         """

@@ -13,7 +13,14 @@ from twisted.python import usage
 
 from loopy import DEFAULT_HUB_PORT
 from loopy.endpoints import listen_port
-from loopy.options import LoopyOptions, hub_option, positive_float, positive_int
+from loopy.errors import ConfigError
+from loopy.options import (
+    LoopyOptions,
+    default_data_dir,
+    hub_option,
+    positive_float,
+    positive_int,
+)
 
 
 class Options(LoopyOptions):
@@ -63,6 +70,16 @@ class Options(LoopyOptions):
         ["peer-timeout", None, 3.0,
          "Seconds without an answer from a peer (or a heartbeat of a hub) "
          "before it is down.", positive_float],
+        ["data", None, None,
+         "Directory of this hub's history (history.sqlite) [default: "
+         "$XDG_DATA_HOME/loopy/hub-NAME, or ~/.local/share/loopy/hub-NAME]."],
+        ["tiers", None, "1s:6h,1m:30d,1h:365d",
+         "History downsampling tiers, STEP:RETENTION,… finest first "
+         "(units s, m, h, d, w)."],
+        ["history-top", None, 10,
+         "Rows of each top list (talkers, conversations, DNS names, TCP "
+         "connections) the history keeps per agent in each closed bucket of "
+         "the coarser tiers.", positive_int],
     ]
 
     def postOptions(self):
@@ -82,6 +99,14 @@ class Options(LoopyOptions):
         self["peers"] = tuple(dict.fromkeys(self["peers"]))
         if self["peer-timeout"] <= self["gossip-interval"]:
             raise usage.UsageError("--peer-timeout must be longer than --gossip-interval")
+        from loopy.hub.history import parse_tiers
+
+        try:
+            self["tiers"] = parse_tiers(self["tiers"])
+        except ConfigError as e:
+            raise usage.UsageError(f"bad --tiers: {e}") from None
+        if self["data"] is None:
+            self["data"] = str(default_data_dir() / f"hub-{self['name']}")
 
 
 class ListeningService(StreamServerEndpointService):
@@ -111,16 +136,26 @@ class ListeningService(StreamServerEndpointService):
 
 def makeService(options: Options, reactor=None):
     """
-    Assemble the hub: one AMP server endpoint and the peer links.  Starts
-    nothing.
+    Assemble the hub: one AMP server endpoint, the peer links, the history
+    and its catch-up from peers.  Opens the history store; starts nothing.
+
+    :raises usage.UsageError: if the history directory or file cannot be
+        used.
     """
     if reactor is None:
         from twisted.internet import reactor
     from twisted.application.service import MultiService
     from twisted.internet.endpoints import serverFromString
 
+    from loopy.hub.historysync import HistoryKeeper
+    from loopy.hub.sqlhistory import open_history
     from loopy.hub.server import Hub
 
+    try:
+        history = open_history(options["data"], options["name"], options["tiers"], reactor,
+                               keep=options["history-top"])
+    except ConfigError as e:
+        raise usage.UsageError(f"--data {options['data']}: {e}") from None
     hub = Hub(
         options["name"],
         options["advertise"] or options["listen"],
@@ -132,11 +167,15 @@ def makeService(options: Options, reactor=None):
         peers=options["peers"],
         gossip_interval=options["gossip-interval"],
         peer_timeout=options["peer-timeout"],
+        history=history,
     )
     top = MultiService()
+    # Stopped in the reverse order: the store closes after the server.
+    HistoryKeeper(history, reactor).setServiceParent(top)
     server = ListeningService(serverFromString(reactor, options["listen"]), hub,
                               options["listen"])
     server.setServiceParent(top)
     hub.peers.setServiceParent(top)
+    hub.syncer.setServiceParent(top)
     top.hub = hub
     return top
