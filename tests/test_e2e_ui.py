@@ -147,6 +147,89 @@ class TerminalUITests(e2e.FleetCase):
         yield e2e.poll(self.tmux.dead, 10, what="loopy-ui to exit on q")
 
 
+class HistoryScreenTests(e2e.FleetCase):
+    """
+    The history screen against a real hub's history: from the fleet screen
+    and from an agent's, its charts and tables, and the keys that move the
+    range; then ``loopy-ui --history`` opening on it.
+    """
+
+    wait_screen = TerminalUITests.wait_screen
+
+    def start_ui(self, *args: str) -> None:
+        self.tmux = Tmux(f"loopy-history-{os.getpid()}-{len(args)}")
+        self.addCleanup(self.tmux.kill)
+        env = {"PYTHONPATH": str(e2e.REPO), "TERM": "xterm-256color", "LANG": "C.UTF-8"}
+        self.tmux.start([e2e.program("loopy-ui"), "--hub", f"127.0.0.1:{self.hub_port}",
+                         "--log", str(self.directory / "ui.log"), *args], env)
+
+    @defer.inlineCallbacks
+    def test_history_screen_and_range_keys(self):
+        yield self.connections([(300, 7000)])
+        yield self.dig_query("www.loopy.test", "A")
+        self.start_ui()
+        yield self.wait_screen(self.agent_id, "online", "Loopy · fleet", "H history")
+
+        # The fleet's history: charts, totals, the agents.
+        self.tmux.keys("H")
+        yield self.wait_screen("Loopy · history of the fleet", "fleet · last 1h (until now)",
+                               "bits/s in", "packets/s", "tcp syn/s", "dns q/s", "drops/s",
+                               "totals  in", "agents (1)", self.agent_id, "[ ] earlier/later",
+                               timeout=20)
+
+        # The range keys: presets, earlier and later, zoom.
+        self.tmux.keys("2")
+        yield self.wait_screen("fleet · last 1d (until now)")
+        self.tmux.keys("3")
+        yield self.wait_screen("fleet · last 7d (until now)")
+        self.tmux.keys("1")
+        yield self.wait_screen("fleet · last 1h (until now)")
+        self.tmux.keys("[")
+        yield self.wait_screen(" → ", "(1h)", absent="until now")
+        self.tmux.keys("]")
+        yield self.wait_screen("fleet · last 1h (until now)")
+        self.tmux.keys("+")
+        yield self.wait_screen("fleet · last 30m (until now)")
+        self.tmux.keys("-", "-")
+        yield self.wait_screen("fleet · last 2h (until now)")
+
+        # From / to: two hours ago to one hour ago.
+        self.tmux.keys("f")
+        yield self.wait_screen("History from / to")
+        self.tmux.keys("C-u")
+        self.tmux.text("2h")
+        self.tmux.keys("Enter", "C-u")
+        self.tmux.text("1h")
+        self.tmux.keys("Enter")
+        yield self.wait_screen(" → ", "(1h)", absent="History from / to")
+
+        # Esc back to the fleet; the agent's own history from its screen,
+        # with what it saw: the TCP peer and the DNS name.
+        self.tmux.keys("1")
+        yield self.wait_screen("fleet · last 1h (until now)")
+        self.tmux.keys("Escape")
+        yield self.wait_screen("Loopy · fleet", self.agent_id)
+        self.tmux.keys("Enter")
+        yield self.wait_screen("Loopy · agent", "[1 traffic]", "delivery spool")
+        self.tmux.keys("H")
+        yield self.wait_screen(f"agent {self.agent_id} · last 1h (until now)",
+                               f"{self.agent_id} (", "top talkers", self.tcp_addr, timeout=20)
+        self.tmux.keys("G")
+        yield self.wait_screen("DNS names", "www.loopy.test", "alerts (")
+        self.tmux.keys("Escape")
+        yield self.wait_screen("Loopy · agent", "[1 traffic]")
+        self.tmux.keys("q")
+        yield e2e.poll(self.tmux.dead, 10, what="loopy-ui to exit on q")
+
+        # ``loopy-ui --history --agent`` opens on that agent's history; Esc
+        # goes to its screen.
+        self.tmux.kill()
+        self.start_ui("--history", "--since", "3h", "--agent", self.agent_id)
+        yield self.wait_screen(f"agent {self.agent_id} · last 3h (until now)", "bits/s in")
+        self.tmux.keys("Escape")
+        yield self.wait_screen("Loopy · agent", "[1 traffic]", self.agent_id)
+
+
 class AllInOneTests(unittest.TestCase):
     """
     The README's first command: ``loopy-local`` starts a hub and an agent,

@@ -138,6 +138,21 @@ class SummarizeTests(SynchronousTestCase):
         report = _report(capture=CaptureStats(frames=5))
         self.assertEqual(summarize(report), AgentSummary(frames=5))
 
+    def test_spool_dropped(self):
+        """
+        The fleet's C{lost} marker: reports and alerts the agent's spool
+        dropped at its bound, from a record or a JSON value alike.
+        """
+        from loopy.model import DeliveryStats, summarize_value
+        from loopy.wire import to_json_value
+
+        report = _report(delivery=DeliveryStats(reports_dropped=7, alerts_dropped=2,
+                                                corrupt=1, spool_records=4))
+        self.assertEqual(summarize(report), AgentSummary(spool_dropped=9))
+        self.assertEqual(summarize_value(to_json_value(report)), AgentSummary(spool_dropped=9))
+        self.assertEqual(summarize_value({"delivery": {"reports_dropped": "x"}}),
+                         AgentSummary())
+
     def test_other_record(self):
         """
         A record without the field asked for reads as zero.

@@ -6,7 +6,7 @@ in-memory connections.
 from __future__ import annotations
 
 from twisted.internet.address import IPv4Address
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, TimeoutError
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
@@ -22,7 +22,9 @@ from twisted.trial.unittest import SynchronousTestCase
 from loopy import __version__
 from loopy.hub.server import Hub
 from loopy.ui.client import CONNECTED, CONNECTING, RECONNECTING, HubClient
-from loopy.wire import AgentHello, BoundedAMP, Report, Watch
+from loopy.errors import HistoryError, HubUnreachable
+from loopy.history import HistoryQuery
+from loopy.wire import AgentHello, BoundedAMP, GetHistory, Report, Watch
 from loopy import testing
 from loopy.testing import T0
 
@@ -298,3 +300,105 @@ class FailoverTests(HubClientCase):
         for _ in range(120):
             self.tick()
         self.assertEqual(self.hosts(), ["10.0.0.1", "10.0.0.2"])
+
+
+class HistoryHub(SilentHub):
+    """
+    A hub that takes a Watch and never answers it, and answers
+    L{GetHistory} with C{answer}: a History, an exception to fail with, or
+    None for never.
+    """
+
+    def __init__(self, answer):
+        SilentHub.__init__(self)
+        self.answer = answer
+        self.queries = []
+
+    @GetHistory.responder
+    def get_history(self, query):
+        self.queries.append(query)
+        if self.answer is None:
+            return Deferred()
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return {"history": self.answer}
+
+
+class GetHistoryTests(FailoverTests):
+    """
+    L{HubClient.get_history}: the history of a range, asked of the hub the
+    UI is linked to.
+    """
+
+    def history(self):
+        from tests.test_ui_history import sample_history
+
+        return sample_history()
+
+    def test_answer(self):
+        hub = HistoryHub(self.history())
+        self.accept_with(hub)
+        query = HistoryQuery(since=T0 - 600, agent_id="agent-a", max_points=60)
+        d = self.client.get_history(query)
+        self.flush()
+        self.assertEqual(self.successResultOf(d), self.history())
+        self.assertEqual(hub.queries, [query])
+        self.assertEqual((self.client.history_queries, self.client.history_failures), (1, 0))
+
+    def test_not_linked(self):
+        """
+        With no hub linked the question fails at once, naming the hub
+        being tried.
+        """
+        failure = self.failureResultOf(self.client.get_history(HistoryQuery(since=T0)),
+                                       HubUnreachable)
+        self.assertEqual(failure.getErrorMessage(), f"no hub linked yet (trying {HUB_A})")
+        self.assertEqual((self.client.history_queries, self.client.history_failures), (1, 1))
+
+    def test_history_error(self):
+        self.accept_with(HistoryHub(HistoryError("the range ends before it starts")))
+        d = self.client.get_history(HistoryQuery(since=T0))
+        self.flush()
+        failure = self.failureResultOf(d, HistoryError)
+        self.assertEqual(failure.getErrorMessage(), "the range ends before it starts")
+        self.assertEqual(self.client.history_failures, 1)
+        self.assertEqual(self.client.snapshot()[2], CONNECTED)
+
+    def test_timeout(self):
+        """
+        No answer within C{history_timeout}: the question fails, and the
+        link stays (the hub may be slow to read its history, not gone).
+        """
+        self.client.history_timeout = 3.0
+        pump = self.accept_with(HistoryHub(None))
+        d = self.client.get_history(HistoryQuery(since=T0))
+        self.reactor.advance(2.99)
+        self.assertNoResult(d)
+        self.reactor.advance(0.01)
+        failure = self.failureResultOf(d, TimeoutError)
+        self.assertEqual(failure.getErrorMessage(),
+                         f"hub {HUB_A} gave no history within 3 s")
+        self.assertFalse(pump.clientIO.disconnected)
+
+    def test_link_lost(self):
+        pump = self.accept_with(HistoryHub(None))
+        d = self.client.get_history(HistoryQuery(since=T0))
+        pump.server.transport.loseConnection()
+        self.flush()
+        self.failureResultOf(d)
+        self.assertEqual(self.client.history_failures, 1)
+
+    def test_answer_is_a_word(self):
+        """
+        An answer counts as hearing from the hub: the link is not dropped
+        as silent 5 s after the last push if a history answer came since.
+        """
+        pump = self.accept_with(HistoryHub(self.history()))
+        self.reactor.advance(4)
+        self.client.get_history(HistoryQuery(since=T0))
+        self.flush()
+        self.reactor.advance(4.5)
+        self.assertFalse(pump.clientIO.disconnected)
+        self.reactor.advance(0.5)
+        self.flush()
+        self.assertTrue(pump.clientIO.disconnected)

@@ -27,9 +27,9 @@ from loopy.ui.alertviews import (
 )
 from loopy.ui.hubs import HUBS, heard, hub_search_text, hubs_title, render_hubs
 from loopy.ui.tables import next_sort, render, reverse_sort, with_text
+from loopy.ui.helptext import HELP
 from loopy.ui.views import (
     FLEET,
-    HELP,
     TABS,
     agent_alert_line,
     agent_alert_marker,
@@ -57,15 +57,15 @@ class FleetScreenTests(SynchronousTestCase):
         self.assertEqual(
             header,
             "agent▲           host         status  alerts hub           pps in pps out   bps in"
-            "  bps out    tcp  dns/s   drops  drop%  cpu%",
+            "  bps out    tcp  dns/s   drops  drop%  lost  cpu%",
         )
         self.assertEqual(
             rows,
             [
                 "agent-a          host-a       online         hub-a             12       8   76.8kb"
-                "   9.60kb      1    0.5       2  0.99%  1.2%",
+                "   9.60kb      1    0.5       2  0.99%        1.2%",
                 "agent-b          host-b       stale          hub-a             12       8   76.8kb"
-                "   9.60kb      1    0.5       2  0.99%  1.2%",
+                "   9.60kb      1    0.5       2  0.99%        1.2%",
             ],
         )
         self.assertEqual(records, list(view.agents))
@@ -151,6 +151,8 @@ class AgentScreenTests(SynchronousTestCase):
                 "in 12pps 76.8kbps   out 8pps 9.60kbps   mix tcp 150  udp 40  arp 10",
                 "tcp active 1 half-open 1 syn 3 est 2 fin 1 rst 1 rexmit 4   "
                 "dns q 5 0.5/s nxdomain 1 servfail 0",
+                "delivery spool 0 records 0B (memory)  acked 0 replayed 0  dropped 0 reports "
+                "0 alerts  corrupt 0",
                 "capture ring:eth0  frames 200 bytes 105kB  kernel drops 2 (2/s, 0.99%)  "
                 "ring fill 12%  malformed 1",
                 "per packet p50 3.2µs p99 12.5µs  cpu 1.2%  rss 58.2MB  "
@@ -169,7 +171,7 @@ class AgentScreenTests(SynchronousTestCase):
             "!! dropping 0.99% of packets (warning at 0.5%): raise --ring-size or "
             "lighten the load",
         )
-        self.assertEqual(len(agent_headline(testing.entry(), T0)), 5)
+        self.assertEqual(len(agent_headline(testing.entry(), T0)), 6)
 
     def test_headline_dict_snapshots(self):
         """
@@ -272,9 +274,9 @@ class DocumentTests(SynchronousTestCase):
         first, second = doc["agents"]
         self.assertEqual(
             sorted(first),
-            ["agent_id", "alert_severity", "alerts_active", "arp", "capture", "dns",
-             "epoch", "hostname", "hub", "interval", "ip", "last_heard", "seq", "status",
-             "summary", "tcp", "ts"],
+            ["agent_id", "alert_severity", "alerts_active", "arp", "capture", "counts",
+             "delivery", "dns", "epoch", "hostname", "hub", "interval", "ip", "last_heard",
+             "seq", "status", "summary", "tcp", "ts"],
         )
         self.assertEqual(
             {k: first[k] for k in ["agent_id", "hostname", "status", "hub", "seq"]},
@@ -309,7 +311,8 @@ class DocumentTests(SynchronousTestCase):
              "summary": {"pps_in": 12.0, "pps_out": 8.0, "bps_in": 76800.0,
                          "bps_out": 9600.0, "tcp_active": 1, "dns_qps": 0.5, "frames": 200,
                          "kernel_drops": 2, "malformed": 1, "drops_per_second": 2.0,
-                         "drop_ratio": 0.0099, "cpu_percent": 1.2, "rss_bytes": 61_000_000},
+                         "drop_ratio": 0.0099, "cpu_percent": 1.2, "rss_bytes": 61_000_000,
+                         "spool_dropped": 0},
              "alerts_active": 0, "alert_severity": "", "capture": None},
         )
 
@@ -543,7 +546,7 @@ class AgentAlertTests(SynchronousTestCase):
         """
         lines = agent_headline(testing.entry(), T0, alerts=[listener(), scan()],
                                localtime=UTC)
-        self.assertEqual(len(lines), 6)
+        self.assertEqual(len(lines), 7)
         self.assertEqual(lines[1], "!! alerts: 1 active of 1 (4 list, a all) · newest "
                                    "22:13:15 critical port_scan active")
         self.assertEqual(agent_headline(testing.entry(), T0, alerts=[listener()]),
@@ -884,3 +887,45 @@ class HubsScreenTests(SynchronousTestCase):
         self.assertIn("  h        hubs of the mesh", HELP)
         for word in ("self", "linked", "reachable", "down", "h1 (down)"):
             self.assertIn(word, HELP)
+
+
+class DeliveryTests(SynchronousTestCase):
+    """
+    The agent's spool on the agent screen (L{delivery_line}) and the
+    fleet's C{lost} column.
+    """
+
+    def test_line(self):
+        from loopy.model import DeliveryStats
+        from loopy.ui.views import delivery_line
+
+        stats = DeliveryStats(spool_records=1200, spool_bytes=3 * 1024 * 1024,
+                              spool_max_bytes=64 * 1024 * 1024, spool_on_disk=True,
+                              oldest_ts=T0 - 42, replayed=1100, acked=5000)
+        self.assertEqual(
+            delivery_line(stats, T0),
+            "delivery spool 1.20k records 3.00MB/64.0MB (disk) oldest 42s  acked 5.00k "
+            "replayed 1.10k  dropped 0 reports 0 alerts  corrupt 0")
+        lost = attrs.evolve(stats, reports_dropped=300, alerts_dropped=2)
+        self.assertTrue(delivery_line(lost, T0).startswith("!! delivery spool"))
+        self.assertIn("dropped 300 reports 2 alerts", delivery_line(lost, T0))
+        corrupt = attrs.evolve(stats, corrupt=1)
+        self.assertTrue(delivery_line(corrupt, T0).startswith("!! "))
+
+    def test_headline(self):
+        from loopy.model import DeliveryStats
+
+        report = attrs.evolve(testing.report(), delivery=DeliveryStats(reports_dropped=3))
+        lines = agent_headline(testing.entry(report=report), T0)
+        self.assertTrue(lines[3].startswith("!! delivery spool 0 records"), lines[3])
+
+    def test_fleet_marker(self):
+        """
+        An agent whose spool dropped anything has the count in the C{lost}
+        column; the others have it blank.
+        """
+        view = testing.view()
+        lossy = attrs.evolve(view.agents[0], summary=AgentSummary(spool_dropped=1500))
+        header, rows, _records = render(FLEET, [lossy, view.agents[1]], "", fleet_search_text)
+        start = header.index(" lost")
+        self.assertEqual([row[start:start + 5] for row in rows], ["1.50k", "     "])

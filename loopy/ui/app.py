@@ -3,8 +3,9 @@
 The npyscreen terminal UI.  The reactor runs in a background thread with the
 L{HubClient}; curses runs on the main thread and redraws from the client's
 newest view twice a second.  Everything shown is computed by
-L{loopy.ui.views}, L{loopy.ui.alertviews} and L{loopy.ui.hubs}; this module
-only places it, on screens built from L{loopy.ui.widgets}.
+L{loopy.ui.views}, L{loopy.ui.alertviews}, L{loopy.ui.hubs} and
+L{loopy.ui.history}; this module only places it, on screens built from
+L{loopy.ui.widgets} (the history screen is L{loopy.ui.historyform}).
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ import npyscreen
 
 from loopy.ui import alertviews, hubs, tables, views
 from loopy.ui.client import HubClient
+from loopy.ui.helptext import HELP
+from loopy.ui.historyform import HistoryForm
 from loopy.ui.widgets import AlertList, DetailPager, HelpPager, LoopyForm, RowList
 
 #: Tenths of a second between redraws when no key is pressed.
 REFRESH_TENTHS = 5
 #: Lines of the agent screen's summary (see L{views.agent_headline}).
-HEADLINE_LINES = 7
+HEADLINE_LINES = 8
 #: The agent screen's tabs: L{views.TABS} from the agent's report, then its
 #: alerts from the fleet's.
 AGENT_TABS = tuple(views.TABS) + ("alerts",)
@@ -37,6 +40,7 @@ class FleetForm(LoopyForm):
 
     def create(self):
         super().create()
+        self.add_handlers({"H": lambda _k: self.parentApp.show_history(None, self.FORM_ID)})
         self.table = views.FLEET
         self.records = []
         self.add_table(top=1)
@@ -53,7 +57,7 @@ class FleetForm(LoopyForm):
         self.header.value = header
         self.rows.values = rows or ["(no agents match)" if agents else "(no agents yet)"]
         self.info.value = (f"filter: {self.filter_text}   " if self.filter_text else "") + \
-            "Enter open agent · a alerts · h hubs · s sort · S reverse · / filter"
+            "Enter open agent · H history · a alerts · h hubs · s sort · S reverse · / filter"
         self.status.value = self.link_line()
         self.display()
 
@@ -78,6 +82,8 @@ class AgentForm(LoopyForm):
             "3": lambda _k: self.show_tab("dns"),
             "4": lambda _k: self.show_tab("alerts"),
             "^I": self.on_next_tab,
+            "H": lambda _k: self.parentApp.show_history(self.parentApp.agent_id,
+                                                        self.FORM_ID),
         })
         self.tab = "traffic"
         self.shown_agent = None
@@ -143,7 +149,7 @@ class AgentForm(LoopyForm):
         self.tabs.value = "  ".join(
             f"[{i} {name}]" if name == self.tab else f" {i} {name} "
             for i, name in enumerate(AGENT_TABS, start=1)
-        ) + (f"   filter: {self.filter_text}" if self.filter_text else "")
+        ) + "   H history" + (f"   filter: {self.filter_text}" if self.filter_text else "")
         self.header.value = header
         self.rows.values = rows or ["(nothing yet)"]
         self.status.value = self.link_line()
@@ -332,19 +338,25 @@ class AlertForm(LoopyForm):
 class HelpForm(npyscreen.FormBaseNew):
     def create(self):
         self.return_to = "MAIN"
-        self.add(HelpPager, values=views.HELP.splitlines() + ["", "(Enter, Esc, q or ? to close)"])
+        self.add(HelpPager, values=HELP.splitlines() + ["", "(Enter, Esc, q or ? to close)"])
 
 
 class LoopyApp(npyscreen.NPSAppManaged):
     keypress_timeout_default = REFRESH_TENTHS
 
     def __init__(self, client: HubClient, reactor,
-                 drop_warning: float = views.DROP_WARNING_PERCENT):
+                 drop_warning: float = views.DROP_WARNING_PERCENT,
+                 history: Optional[tuple] = None):
+        """
+        :param history: ``(range, agent_id)`` to open on the history screen
+            (L{loopy.ui.cli.history_start}), or None for the fleet screen.
+        """
         super().__init__()
         self.client = client
         self.reactor = reactor
         self.drop_warning = drop_warning
         self.agent_id = ""
+        self.history = history
 
     def client_call(self, name, *args):
         self.reactor.callFromThread(getattr(self.client, name), *args)
@@ -355,14 +367,23 @@ class LoopyApp(npyscreen.NPSAppManaged):
         self.addForm(AlertsForm.FORM_ID, AlertsForm, name="Loopy · alerts")
         self.addForm(AlertForm.FORM_ID, AlertForm, name="Loopy · alert")
         self.addForm(HubsForm.FORM_ID, HubsForm, name="Loopy · hubs")
+        self.addForm(HistoryForm.FORM_ID, HistoryForm, name="Loopy · history")
         self.addForm("HELP", HelpForm, name="Loopy · help")
+        if self.history is not None:
+            time_range, agent_id = self.history
+            if agent_id:
+                self.agent_id = agent_id
+            self.getForm(HistoryForm.FORM_ID).show(
+                agent_id or None, AgentForm.FORM_ID if agent_id else FleetForm.FORM_ID,
+                time_range)
+            self.setNextForm(HistoryForm.FORM_ID)
 
     def show_alerts(self, came_from: str) -> None:
         """
         Open the alert screen; its Esc goes back to the fleet or agent
         screen it was opened from.
         """
-        if came_from in (FleetForm.FORM_ID, AgentForm.FORM_ID):
+        if came_from in (FleetForm.FORM_ID, AgentForm.FORM_ID, HistoryForm.FORM_ID):
             self.getForm(AlertsForm.FORM_ID).return_to = came_from
         self.switchForm(AlertsForm.FORM_ID)
 
@@ -373,6 +394,16 @@ class LoopyApp(npyscreen.NPSAppManaged):
         """
         self.getForm(HubsForm.FORM_ID).return_to = came_from
         self.switchForm(HubsForm.FORM_ID)
+
+    def show_history(self, agent_id: Optional[str], came_from: str,
+                     time_range=None) -> None:
+        """
+        Open the history screen of C{agent_id} (None: the fleet's), on
+        C{time_range} if given (a L{loopy.ui.timerange.TimeRange}), else on
+        the range it showed last; Esc goes back to C{came_from}.
+        """
+        self.getForm(HistoryForm.FORM_ID).show(agent_id, came_from, time_range)
+        self.switchForm(HistoryForm.FORM_ID)
 
     def show_alert(self, key: tuple, came_from: str) -> None:
         """
@@ -401,7 +432,7 @@ class LoopyApp(npyscreen.NPSAppManaged):
 
 
 def run_tui(endpoints, drop_warning: float = views.DROP_WARNING_PERCENT,
-            log_file: Optional[str] = None) -> int:
+            log_file: Optional[str] = None, history: Optional[tuple] = None) -> int:
     """
     Run the terminal UI against a hub until the user quits.
 
@@ -411,6 +442,8 @@ def run_tui(endpoints, drop_warning: float = views.DROP_WARNING_PERCENT,
         interval at which the UI warns.
     :param log_file: append the UI's log (links, failures) to this file;
         without it nothing is logged (the screen is the UI's).
+    :param history: ``(range, agent_id)`` to open on the history screen,
+        or None for the fleet screen.
     :returns: the process exit code.
     """
     from twisted.internet import reactor
@@ -428,7 +461,7 @@ def run_tui(endpoints, drop_warning: float = views.DROP_WARNING_PERCENT,
     thread.start()
     reactor.callFromThread(client.start)
     try:
-        LoopyApp(client, reactor, drop_warning).run()
+        LoopyApp(client, reactor, drop_warning, history).run()
     except KeyboardInterrupt:
         pass
     finally:

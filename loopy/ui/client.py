@@ -14,6 +14,10 @@ hub of the mesh shows the whole fleet.
 Runs in the reactor's thread.  The UI thread reads C{snapshot()} (one
 attribute read of an immutable tuple, safe across threads) and asks for a
 different detail agent with C{callFromThread(client.set_detail, id)}.
+
+The history screen asks the linked hub for a range of history with
+L{HubClient.get_history}; every hub of the mesh keeps the whole history, so
+after a failover the next question goes to the next hub.
 """
 
 from __future__ import annotations
@@ -24,13 +28,17 @@ from typing import Optional, Sequence, Union
 
 from attrs import evolve
 from twisted.application.internet import ClientService, backoffPolicy
+from twisted.internet.defer import Deferred, TimeoutError, fail
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
-from loopy.failover import FailoverEndpoint
+from loopy.errors import HubUnreachable
+from loopy.failover import FailoverEndpoint, time_limit
+from loopy.history import HistoryQuery
 from loopy.hub.alerts import AlertBoard
 from loopy.model import FleetView
-from loopy.wire import AcknowledgeAlert, AlertUpdate, BoundedAMP, FleetUpdate, Watch
+from loopy.wire import (AcknowledgeAlert, AlertUpdate, BoundedAMP, FleetUpdate, GetHistory,
+                        Watch)
 
 log = Logger()
 
@@ -44,6 +52,9 @@ HUB_TIMEOUT = 5.0
 #: Delay after a whole cycle through the hub list failed: 0.5 s × 1.5^cycles,
 #: capped at 5 s, plus up to 1 s of jitter.
 RETRY_POLICY = backoffPolicy(initialDelay=0.5, maxDelay=5.0)
+#: Seconds the UI waits for the answer to a history question (a week of
+#: history is a bigger question than a push).
+HISTORY_TIMEOUT = 15.0
 
 
 class WatchProtocol(BoundedAMP):
@@ -84,16 +95,22 @@ class HubClient:
     :ivar links_timed_out: links dropped because the hub said nothing for
         C{hub_timeout} seconds.
     :ivar user: who acknowledges alerts from this UI (``user@host``).
+    :ivar history_queries: history questions asked of a hub.
+    :ivar history_failures: those that failed (no hub linked, no answer
+        within C{history_timeout}, C{HISTORY_ERROR}, link lost).
     """
 
     def __init__(self, endpoints: Union[str, Sequence[str]], reactor,
-                 user: Optional[str] = None, hub_timeout: float = HUB_TIMEOUT):
+                 user: Optional[str] = None, hub_timeout: float = HUB_TIMEOUT,
+                 history_timeout: float = HISTORY_TIMEOUT):
         """
         :param endpoints: the hubs' client endpoint strings, in order of
             preference; or one string.
         :param reactor: what the endpoints need, and IReactorTime.
         :param hub_timeout: seconds of silence from a linked hub before the
             link is dropped and the next hub tried.
+        :param history_timeout: seconds to wait for the answer to a
+            history question.
         """
         if isinstance(endpoints, str):
             endpoints = (endpoints,)
@@ -101,6 +118,9 @@ class HubClient:
         self.endpoints = self._failover.endpoints
         self.user = user or default_user()
         self.hub_timeout = hub_timeout
+        self.history_timeout = history_timeout
+        self.history_queries = 0
+        self.history_failures = 0
         self.alert_updates = 0
         self.links_timed_out = 0
         self._alerts = AlertBoard()
@@ -162,6 +182,44 @@ class HubClient:
                                    seq=seq, by=self.user)
         d.addErrback(lambda failure: log.warn("acknowledging alert {key} failed: {error}",
                                               key=key, error=failure.getErrorMessage()))
+
+    def get_history(self, query: HistoryQuery) -> Deferred:
+        """
+        Ask the linked hub for the history of a range (L{GetHistory}).  The
+        answer counts as a word from the hub (see L{silence_limit}).  A
+        failed question is not asked again, nor of another hub: the caller
+        asks again (the history screen does, every few seconds).
+
+        :returns: a Deferred firing with a L{loopy.history.History}, or
+            failing with L{HubUnreachable} while no hub is linked,
+            L{TimeoutError} after C{history_timeout} seconds,
+            L{loopy.errors.HistoryError} when the hub's history cannot
+            answer (a bad range, a store failure), or the link's loss.
+        """
+        self.history_queries += 1
+        proto = self._proto
+        if proto is None:
+            self.history_failures += 1
+            return fail(HubUnreachable(
+                f"no hub linked yet (trying {self.endpoint_in_use})"))
+
+        def answered(answer):
+            self._heard(proto)
+            result.callback(answer["history"])
+
+        def failed(failure):
+            self.history_failures += 1
+            return failure
+
+        # The caller gets a Deferred of its own: a failure left at the end
+        # of callRemote's would make AMP drop the link as unhandled, and a
+        # time limit cancels this one, not the call (a late answer is
+        # ignored).
+        result = Deferred().addErrback(failed)
+        call = proto.callRemote(GetHistory, query=query)
+        call.addCallbacks(answered, result.errback)
+        return time_limit(result, self.history_timeout, self._clock, TimeoutError(
+            f"hub {self.endpoint_in_use} gave no history within {self.history_timeout:g} s"))
 
     def _watch(self, proto: WatchProtocol) -> None:
         d = proto.callRemote(Watch, detail=self._detail)

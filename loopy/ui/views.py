@@ -2,10 +2,11 @@
 """
 The UI's view logic, as pure functions: records in, text rows out.  No
 curses, no reactor: the npyscreen forms only place what these return.  This
-module has the JSON document, the fleet and agent screens, the link line and
-the help; the alert screen is in L{loopy.ui.alertviews}, the hubs screen in
-L{loopy.ui.hubs}, and the tables and number formats all of them use in
-L{loopy.ui.tables} and L{loopy.ui.formats}.
+module has the JSON document, the fleet and agent screens and the link line;
+the alert screen is in L{loopy.ui.alertviews}, the hubs screen in
+L{loopy.ui.hubs}, the history screen in L{loopy.ui.history}, the help text
+in L{loopy.ui.helptext}, and the tables and number formats all of them use
+in L{loopy.ui.tables} and L{loopy.ui.formats}.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ def agent_document(entry: AgentEntry) -> dict:
     """
     One agent as ``loopy-ui --json`` prints it: identity and status, then
     ``capture`` and one object per analyser (``ip``, ``tcp``, ``dns`` …), all
-    counters cumulative since the agent started.
+    counters cumulative since the agent started; ``counts``, what the last
+    report's interval alone counted (L{loopy.model.IntervalCounts}); and
+    ``delivery``, the agent's spool (L{loopy.model.DeliveryStats}).
     """
     doc: dict[str, Any] = {
         "agent_id": entry.agent_id,
@@ -47,6 +50,8 @@ def agent_document(entry: AgentEntry) -> dict:
     doc["ts"] = report.ts
     doc["interval"] = report.interval
     doc["capture"] = to_json_value(report.capture)
+    doc["counts"] = to_json_value(report.counts)
+    doc["delivery"] = to_json_value(report.delivery)
     for name, snapshot in sorted(report.analysers.items()):
         doc[name] = snapshot if isinstance(snapshot, dict) else to_json_value(snapshot)
     return doc
@@ -104,6 +109,8 @@ FLEET = Table(
         Column("dns/s", 6, lambda e: e.summary.dns_qps, lambda e: human(e.summary.dns_qps)),
         Column("drops", 7, lambda e: e.summary.kernel_drops, lambda e: human(e.summary.kernel_drops)),
         Column("drop%", 6, lambda e: e.summary.drop_ratio, lambda e: percent(e.summary.drop_ratio)),
+        Column("lost", 5, lambda e: e.summary.spool_dropped,
+               lambda e: human(e.summary.spool_dropped) if e.summary.spool_dropped else ""),
         Column("cpu%", 5, lambda e: e.summary.cpu_percent,
                lambda e: percent(e.summary.cpu_percent / 100)),
     ),
@@ -301,8 +308,31 @@ def agent_headline(entry: Optional[AgentEntry], now: float,
         f"dns q {dns.get('queries_total', 0)} {human(dns.get('qps', 0))}/s "
         f"nxdomain {dns.get('nxdomain', 0)} servfail {dns.get('servfail', 0)}"
     )
+    lines.append(delivery_line(entry.report.delivery, entry.report.ts))
     lines.extend(capture_lines(cap, drop_warning))
     return lines
+
+
+def delivery_line(delivery, ts: float) -> str:
+    """
+    The agent screen's delivery line: what waits in the agent's spool for
+    a hub's durable write, how old the oldest is (by the agent's clock at
+    its report C{ts}), what was acknowledged and sent again, and what the
+    spool dropped at its bound or found corrupt (``!!`` first when it lost
+    anything).
+
+    :param delivery: a L{loopy.model.DeliveryStats}.
+    """
+    d = delivery
+    lost = d.reports_dropped + d.alerts_dropped + d.corrupt
+    where = "disk" if d.spool_on_disk else "memory"
+    bound = f"/{octets(d.spool_max_bytes)}" if d.spool_max_bytes else ""
+    oldest = "" if d.oldest_ts is None else f" oldest {age(ts - d.oldest_ts)}"
+    return (("!! " if lost else "")
+            + f"delivery spool {human(d.spool_records)} records {octets(d.spool_bytes)}"
+            f"{bound} ({where}){oldest}  acked {human(d.acked)} "
+            f"replayed {human(d.replayed)}  dropped {human(d.reports_dropped)} reports "
+            f"{human(d.alerts_dropped)} alerts  corrupt {human(d.corrupt)}")
 
 
 def capture_lines(cap, drop_warning: float = DROP_WARNING_PERCENT) -> list[str]:
@@ -451,41 +481,3 @@ def agent_alert_line(alerts: Sequence[AlertEntry], now: float,
         for e in alerts[:newest])
     return (("!! " if active else "")
             + f"alerts: {active} active of {len(alerts)} (4 list, a all) · newest {shown}")
-
-
-
-HELP = """\
-Loopy keys
-
-  fleet screen                 agent screen
-  ↑ ↓      move                1 2 3   traffic, tcp, dns tabs
-  Enter    open agent          4       the agent's alerts (Enter: details)
-  s        sort by next column Tab     next tab
-  S        reverse sort        s / S   sort column / reverse
-  /        filter rows         /       filter rows (Enter to apply)
-  a        alerts              a       alerts (fleet-wide)
-  h        hubs of the mesh    h       hubs of the mesh
-  ?        this help           Esc     back to the fleet
-  q        quit                ? q     this help, quit
-
-  alerts screen (newest first) alert details
-  Enter    details             k       acknowledge
-  k        acknowledge         ↑ ↓     scroll
-  f        severity: all, warning+, critical
-  o        active only (not over, not acknowledged)
-  s S /    sort, reverse, filter (agent, kind, severity, state, address, text)
-  Esc      back                Esc     back to the alerts
-
-  hubs screen: every hub the mesh knows, ▸ the one this UI is on
-  state    self (this UI's hub), linked (peer link up), reachable (heard
-           through the mesh only), down (not heard for the peer timeout)
-  s S /    sort, reverse, filter (name, endpoint, state, peers)
-  Esc      back
-
-The bottom line always shows the hub the UI is on, the link state, the mesh
-("mesh 3 hubs, 1 down"), how old the data is, and "!! N alerts — press a"
-while alerts are active and not acknowledged.  An agent whose hub the mesh
-has lost shows "h1 (down)" in the hub column; "/ down" lists those agents.
-Counters are cumulative since each agent started; rates cover its last
-report interval (1 s by default).
-"""
