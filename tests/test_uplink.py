@@ -671,6 +671,9 @@ class ReportOnLinkTests(UplinkCase):
         hub linked wait in the spool; the report made when a hub accepts
         the agent shows them waiting, the next one shows them acknowledged.
         """
+        # No jitter: the next attempt is at 1.75 s, still pending (it times
+        # out after CONNECT_TIMEOUT, at 3.75 s) when the hub takes it at 3.25 s.
+        self.uplink._failover._backoff = lambda cycles: 1.5
         self.refuse()
         self.reactor.advance(0.25)
         self.refuse()
