@@ -9,10 +9,14 @@ other's reports and catch up on what they missed.  Real hubs over iosim
 
 from __future__ import annotations
 
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.task import Clock
+from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from loopy.errors import HistoryError
+from loopy.hub import historysync
+from loopy.hub.historysync import HistoryKeeper
 from loopy.history import HistoryQuery
 from loopy.testing import T0
 from loopy.wire import GetHistory
@@ -256,3 +260,76 @@ class PeerHistoryTests(SynchronousTestCase):
         self.lab.run(6, report_every=0)
         self.assertEqual(len(seqs(h1)), 20)
         self.assertEqual(seqs(h2), seqs(h1))
+
+    def test_long_catch_up_goes_on(self):
+        """
+        A catch-up cut short after MAX_PAGES answers goes on at the next
+        tick from where it stopped, until the late joiner has everything.
+        """
+        self.patch(historysync, "MAX_PAGES", 2)
+        self.patch(historysync, "PULL_BYTES", 3000)
+        self.lab.agent("a1", "h1")
+        self.lab.run(30)
+        h1, h2 = self.lab.hubs["h1"], self.lab.hubs["h2"]
+        self.lab.peer("h1", "h2")
+        self.lab.run(1, report_every=0)
+        first = len(seqs(h2))
+        self.assertLess(first, 30)
+        self.assertGreater(first, 0)
+        self.lab.run(60, report_every=0)
+        self.assertEqual(seqs(h2), seqs(h1))
+        self.assertEqual(len(seqs(h1)), 30)
+
+
+class FakeStore:
+    """
+    A history whose retention passes delete C{deletions} rows in turn (an
+    exception instance fails that pass).
+    """
+
+    def __init__(self, *deletions):
+        self.deletions = list(deletions)
+        self.passes = 0
+        self.closed = False
+
+    def expire(self, now):
+        self.passes += 1
+        rows = self.deletions.pop(0) if self.deletions else 0
+        if isinstance(rows, Exception):
+            return fail(rows)
+        return succeed(rows)
+
+    def close(self):
+        self.closed = True
+        return succeed(None)
+
+
+class KeeperTests(SynchronousTestCase):
+    def test_passes_until_nothing_left(self):
+        """
+        At each tick the keeper runs retention passes while they delete
+        rows, at most EXPIRE_PASSES; a failed pass is logged and the next
+        tick runs again; stopping closes the store.
+        """
+        clock = Clock()
+        store = FakeStore(50_000, 50_000, 3, 0, *[7] * 20, OSError("disk gone"), 5)
+        keeper = HistoryKeeper(store, clock, interval=60)
+        keeper.startService()
+        self.assertEqual((store.passes, keeper.expired), (4, 100_003))
+        clock.advance(60)
+        self.assertEqual((store.passes, keeper.expired),
+                         (4 + historysync.EXPIRE_PASSES, 100_003 + 7 * historysync.EXPIRE_PASSES))
+        clock.advance(60)
+        self.assertEqual(keeper.expired, 100_003 + 7 * 20)
+        logged: list = []
+        globalLogPublisher.addObserver(logged.append)
+        self.addCleanup(globalLogPublisher.removeObserver, logged.append)
+        clock.advance(60)
+        self.assertIn("history retention failed: disk gone",
+                      [e.get("log_format", "").format(**e) for e in logged])
+        clock.advance(60)
+        self.assertEqual(keeper.expired, 100_003 + 7 * 20 + 5)
+        self.assertFalse(store.closed)
+        self.successResultOf(keeper.stopService())
+        self.assertTrue(store.closed)
+        self.assertEqual(clock.getDelayedCalls(), [])

@@ -25,9 +25,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Optional
 
-from twisted.application.service import Service
+from twisted.application.internet import TimerService
 from twisted.internet.defer import Deferred
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from loopy.hub.mesh import PULL_BYTES
@@ -49,9 +48,11 @@ SYNC_TIMEOUT = 30.0
 MAX_PAGES = 200
 
 
-class HistorySyncer(Service):
+class HistorySyncer(TimerService):
     """
-    Catches this hub's history up from its peers.
+    Catches this hub's history up from its peers: a catch-up every
+    C{interval} seconds (L{tick}), and one over the finest tier's retention
+    for each peer that links.
 
     :ivar rows: rows taken from peers that were new here, cumulative.
     :ivar alerts: alert revisions taken that were new here, cumulative.
@@ -61,32 +62,25 @@ class HistorySyncer(Service):
 
     def __init__(self, hub: "Hub", reactor, interval: float = SYNC_INTERVAL,
                  window: float = SYNC_WINDOW):
+        TimerService.__init__(self, interval, self.tick)
+        self.clock = reactor
         self.hub = hub
         self.reactor = reactor
-        self.interval = interval
         self.window = window
         self.rows = self.alerts = self.syncs = self.failures = 0
-        self._full: set[str] = set()
+        #: Peers owed a catch-up over the whole retention, to where it
+        #: starts (None: the retention's start; a time: where one cut
+        #: short at MAX_PAGES goes on from).
+        self._full: dict[str, Optional[float]] = {}
         self._turn = 0
         self._running: Optional[Deferred] = None
-        self._loop = LoopingCall(self.tick)
-        self._loop.clock = reactor
-
-    def startService(self):
-        Service.startService(self)
-        self._loop.start(self.interval, now=False)
-
-    def stopService(self):
-        Service.stopService(self)
-        if self._loop.running:
-            self._loop.stop()
 
     def peer_linked(self, name: str) -> None:
         """
         A first link to peer C{name} came up: catch up over the whole
         retention of the finest tier.
         """
-        self._full.add(name)
+        self._full[name] = None
         # Not at once: the peer's hello may still wait for its answer, and
         # the peer takes commands on the link only after that answer.
         self.reactor.callLater(0, self.tick)
@@ -100,12 +94,13 @@ class HistorySyncer(Service):
         linked = self.hub.peers.linked
         if self._running is not None or history is None or not linked or not self.running:
             return
-        self._full &= set(linked)
+        for gone in set(self._full) - set(linked):
+            del self._full[gone]
         now = self.reactor.seconds()
+        oldest = now - history.tiers[0].retention
         if self._full:
             name = sorted(self._full)[0]
-            self._full.discard(name)
-            since = now - history.tiers[0].retention
+            since = max(oldest, self._full.pop(name) or oldest)
         else:
             self._turn += 1
             name = linked[self._turn % len(linked)]
@@ -139,6 +134,11 @@ class HistorySyncer(Service):
                 if rows.rows:
                     # Oldest first: what is left is at or after the last row.
                     since = max(since, rows.rows[-1].ts)
+            else:
+                # Cut short: the rest at the next tick, from where it stopped.
+                self._full[name] = since
+                log.info("history catch-up from peer hub {name} goes on at the next "
+                         "tick, from {since}", name=name, since=since)
             self.syncs += 1
         except Exception as e:
             self.failures += 1
@@ -155,50 +155,50 @@ def answer(hub: "Hub", since: float, have) -> Deferred:
     return d.addCallback(lambda result: {"rows": result[0], "more": result[1]})
 
 
-#: Seconds between retention passes.
+#: Seconds between retention ticks.
 EXPIRE_INTERVAL = 60.0
+#: Most retention passes in one tick.
+EXPIRE_PASSES = 10
 
 
-class HistoryKeeper(Service):
+class HistoryKeeper(TimerService):
     """
     Runs the history's retention (L{IHistoryStore.expire
     <loopy.hub.history.IHistoryStore.expire>}) every C{interval} seconds,
-    again at once while a pass hit its bound on rows, and closes the store
-    when the hub stops.
+    again at once while a pass deleted rows (a pass has a bound on rows; at
+    most L{EXPIRE_PASSES} a time), and closes the store when the hub stops.
 
     :ivar expired: rows deleted by retention, cumulative.
     """
 
     def __init__(self, history, reactor, interval: float = EXPIRE_INTERVAL):
+        TimerService.__init__(self, interval, self.expire)
+        self.clock = reactor
         self.history = history
         self.reactor = reactor
         self.expired = 0
-        self._loop = LoopingCall(self.expire)
-        self._loop.clock = reactor
-        self._interval = interval
-
-    def startService(self):
-        Service.startService(self)
-        self._loop.start(self._interval, now=True)
 
     def stopService(self):
-        Service.stopService(self)
-        if self._loop.running:
-            self._loop.stop()
-        return self.history.close()
+        d = TimerService.stopService(self)
+        return d.addCallback(lambda _: self.history.close())
 
     def expire(self) -> Deferred:
         """
-        One retention pass (the loop waits for it).
+        The retention passes of one tick (the timer waits for them); a
+        failure is logged, and the next tick tries again.
         """
-        d = self.history.expire(self.reactor.seconds())
+        return Deferred.fromCoroutine(self._expire())
 
-        def done(deleted):
-            self.expired += deleted
-            if deleted:
-                log.info("history retention deleted {rows} rows", rows=deleted)
-
-        def failed(failure):
-            log.warn("history retention failed: {error}", error=failure.getErrorMessage())
-
-        return d.addCallbacks(done, failed)
+    async def _expire(self) -> None:
+        deleted = 0
+        try:
+            for _ in range(EXPIRE_PASSES):
+                rows = await self.history.expire(self.reactor.seconds())
+                deleted += rows
+                if not rows:
+                    break
+        except Exception as e:
+            log.warn("history retention failed: {error}", error=str(e) or repr(e))
+        self.expired += deleted
+        if deleted:
+            log.info("history retention deleted {rows} rows", rows=deleted)
