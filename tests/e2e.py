@@ -71,6 +71,19 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+def listening(*ports: int, host: str = "127.0.0.1") -> bool:
+    """
+    Whether something accepts TCP connections on each of C{ports} (a check
+    for L{poll}: a hub opens its history before it listens).
+    """
+    for port in ports:
+        try:
+            socket.create_connection((host, port), timeout=1).close()
+        except OSError:
+            return False
+    return True
+
+
 def loopback_address() -> str:
     """
     A random address in 127.0.0.0/8 other than 127.0.0.1, so a test's

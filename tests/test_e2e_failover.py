@@ -28,6 +28,12 @@ class AgentFailoverTests(unittest.TestCase):
         self.procs.start_hub("hub-a", self.port_a)
         self.procs.start_hub("hub-b", self.port_b)
         self.agent = "failover-agent"
+        # The agent's first link must be A's: start it once both listen.
+        d = e2e.poll(lambda: e2e.listening(self.port_a, self.port_b), 30,
+                     what="both hubs listening")
+        return d.addCallback(lambda _: self.start_agent())
+
+    def start_agent(self):
         self.procs.start(self.agent, [
             e2e.program("twistd"), "-n", "--pidfile=", "loopy-agent",
             "--hub", f"127.0.0.1:{self.port_a}", "--hub", f"127.0.0.1:{self.port_b}",
